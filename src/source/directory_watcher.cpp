@@ -1,0 +1,1 @@
+#include "source/directory_watcher.hpp"
