@@ -15,7 +15,8 @@ class BackendPicker {
  public:
   explicit BackendPicker(const std::vector<config::Backend>& backends);
 
-  // Index order to try: the smooth-WRR choice first, then the others in descending weight.
+  // Index order to try: the smooth-WRR choice first, then the others in descending weight
+  // (equal weights in backend order). Empty when the route has no backends.
   // Thread-safe (a short mutex: workers of one process share a route's picker).
   std::vector<std::size_t> next_order();
 
@@ -24,6 +25,7 @@ class BackendPicker {
   std::vector<std::int64_t> weights_;
   std::vector<std::int64_t> current_;
   std::int64_t total_ = 0;
+  std::vector<std::size_t> by_weight_;  // indices by descending weight, ties by index
 };
 
 }  // namespace wsgate::proxy
