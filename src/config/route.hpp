@@ -50,7 +50,7 @@ struct Route {
 // One whole, validated, immutable set of routes. Shared between threads by shared_ptr<const>.
 class RouteTable {
  public:
-  RouteTable() = default;
+  RouteTable();  // the empty table (with the version of no routes)
   explicit RouteTable(std::vector<Route> routes);  // sorts by id and computes the version
 
   const std::vector<Route>& routes() const { return routes_; }
@@ -65,7 +65,11 @@ class RouteTable {
 
 using RouteTablePtr = std::shared_ptr<const RouteTable>;
 
-// The canonical text of a route's content, used for hashing and for /config.
+// The canonical text of the table's content, {"routes":[...]} with fixed key order and no
+// `source`: the input of the version hash.
 std::string canonical_json(const RouteTable& table);
+
+// What admin /config shows: {"version":"...","routes":[...]}, each route also naming its source.
+std::string config_json(const RouteTable& table);
 
 }  // namespace wsgate::config
