@@ -54,8 +54,9 @@ class Histogram {
 
  private:
   const std::vector<double>* bounds_;
-  std::unique_ptr<std::atomic<std::uint64_t>[]> buckets_;  // non-cumulative, size bounds+1
-  std::atomic<std::uint64_t> count_{0};
+  // Non-cumulative, size bounds+1. The count is their sum, so a scrape racing observe() can
+  // never show a +Inf bucket that differs from _count.
+  std::unique_ptr<std::atomic<std::uint64_t>[]> buckets_;
   std::atomic<double> sum_{0};
 };
 
@@ -73,8 +74,10 @@ class Family {
         make_(std::move(make)) {}
 
   // Returns the series for these label values (created on first use). values.size() must
-  // equal the number of label names.
+  // equal the number of label names (asserted; release builds pad or cut so the
+  // exposition stays well-formed).
   Series& with(const LabelValues& values);
+  // Drops the series; references to it obtained from with() dangle afterwards.
   void remove(const LabelValues& values);
 
   const std::string& name() const { return name_; }
@@ -93,16 +96,31 @@ class Family {
   std::map<LabelValues, std::unique_ptr<Series>> series_;
 };
 
+// Defined once in registry.cpp for the three series types.
+extern template class Family<Counter>;
+extern template class Family<Gauge>;
+extern template class Family<Histogram>;
+
 using CounterFamily = Family<Counter>;
 using GaugeFamily = Family<Gauge>;
 using HistogramFamily = Family<Histogram>;
 
-// Default histogram bounds for durations in seconds: 1 ms .. 1 h.
+// Default histogram bounds in seconds: latency 1 ms .. 10 s (handshakes, requests);
+// duration 100 ms .. 1 day (tunnel lifetimes).
 const std::vector<double>& default_latency_buckets();
 const std::vector<double>& default_duration_buckets();
 
+// Registration is startup code: it throws std::invalid_argument for an invalid metric or
+// label name, a counter whose name does not end in _total, histogram bounds that are not
+// strictly ascending, or a name already registered with another type, help, labels or
+// bounds. Registering the same metric again returns the existing family.
 class Registry {
  public:
+  Registry();
+  ~Registry();  // out of line: Entry is complete only in registry.cpp
+  Registry(const Registry&) = delete;
+  Registry& operator=(const Registry&) = delete;
+
   CounterFamily& counter(std::string name, std::string help, std::vector<std::string> labels);
   GaugeFamily& gauge(std::string name, std::string help, std::vector<std::string> labels);
   HistogramFamily& histogram(std::string name, std::string help, std::vector<std::string> labels,
@@ -117,6 +135,10 @@ class Registry {
 
  private:
   struct Entry;
+  // Validates, then returns the existing entry for an identical definition or a new one.
+  Entry& add(MetricType type, std::string name, std::string help, std::vector<std::string> labels,
+             std::vector<double> bounds);
+
   mutable std::mutex mutex_;
   std::vector<std::unique_ptr<Entry>> entries_;
   std::vector<std::function<void(std::string&)>> collectors_;
@@ -128,5 +150,10 @@ void register_process_collector(Registry& registry);
 
 // Escapes a label value per the text format (backslash, double quote, newline).
 std::string escape_label_value(const std::string& value);
+
+// A sample value as the text format wants it: integral values without exponent or
+// fraction ("3", "86400"), others in the shortest form that reads back exactly ("0.0025"),
+// and "NaN", "+Inf", "-Inf". Also used for `le` labels.
+std::string format_double(double value);
 
 }  // namespace wsgate::metrics
