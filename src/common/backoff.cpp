@@ -16,6 +16,8 @@ std::chrono::milliseconds Backoff::next() {
   return delay;
 }
 
-void Backoff::reset() { current_ = initial_; }
+void Backoff::reset() {
+  current_ = initial_;
+}
 
 }  // namespace wsgate

@@ -24,7 +24,8 @@ std::variant<HostPort, std::string> parse_host_port(std::string_view text, bool 
     if (close == std::string_view::npos) return std::string("unterminated '[' in IPv6 address");
     out.host = std::string(text.substr(1, close - 1));
     out.ipv6_literal = true;
-    if (out.host.empty() || out.host.find_first_not_of("0123456789abcdefABCDEF:.") != std::string::npos)
+    if (out.host.empty() ||
+        out.host.find_first_not_of("0123456789abcdefABCDEF:.") != std::string::npos)
       return std::string("invalid IPv6 address");
     const auto rest = text.substr(close + 1);
     if (rest.empty()) return std::string("missing port");
@@ -46,7 +47,8 @@ std::variant<HostPort, std::string> parse_host_port(std::string_view text, bool 
   }
   if (port_text.empty()) return std::string("missing port");
   unsigned value = 0;
-  const auto [ptr, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), value);
+  const auto [ptr, ec] =
+      std::from_chars(port_text.data(), port_text.data() + port_text.size(), value);
   if (ec != std::errc() || ptr != port_text.data() + port_text.size())
     return std::string("port is not a number");
   if (value > 65535) return std::string("port out of range");

@@ -1,0 +1,66 @@
+// wsgate-proxy: flags and wiring only; the data plane lives in src/proxy.
+
+#include <spdlog/spdlog.h>
+#include <CLI/CLI.hpp>
+
+#include <thread>
+
+#include "common/log.hpp"
+#include "proxy/proxy_server.hpp"
+
+int main(int argc, char** argv) {
+  CLI::App app{"wsgate-proxy: WebSocket gateway data plane"};
+  wsgate::proxy::ProxyServerOptions options;
+  std::vector<std::string> listen;
+  std::string log_format = "text";
+  std::string log_level = "info";
+  int drain_seconds = 30;
+  int header_timeout_ms = 10000;
+  unsigned workers = std::max(1u, std::thread::hardware_concurrency());
+
+  auto* routes =
+      app.add_option("--routes", options.routes_dir, "Directory of route YAML files (watched)");
+  auto* control_plane = app.add_option("--control-plane", options.control_plane,
+                                       "wsgate-controller gRPC address HOST:PORT");
+  app.add_option("--node-id", options.node_id, "Node id reported to the control plane");
+  app.add_option("--listen", listen, "HTTP listen address HOST:PORT (repeatable)")
+      ->default_str("0.0.0.0:8080");
+  app.add_option("--admin", options.admin, "Admin address for /metrics /healthz /readyz /config")
+      ->default_str("127.0.0.1:9901");
+  app.add_option("--drain-seconds", drain_seconds, "Drain time on SIGTERM")
+      ->check(CLI::Range(0, 3600))
+      ->default_str("30");
+  app.add_option("--workers", workers, "Worker threads (default: number of cores)")
+      ->check(CLI::Range(1, 256));
+  app.add_option("--client-header-timeout-ms", header_timeout_ms,
+                 "Time a client has to send complete request headers")
+      ->check(CLI::Range(100, 600000))
+      ->default_str("10000");
+  app.add_option("--log-format", log_format, "text or json")
+      ->check(CLI::IsMember({"text", "json"}))
+      ->default_str("text");
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}))
+      ->default_str("info");
+  routes->excludes(control_plane);
+
+  CLI11_PARSE(app, argc, argv);
+
+  wsgate::init_logging(log_format == "json" ? wsgate::LogFormat::kJson : wsgate::LogFormat::kText,
+                       spdlog::level::from_str(log_level));
+  if (options.routes_dir.empty() && options.control_plane.empty()) {
+    spdlog::error("one of --routes DIR or --control-plane HOST:PORT is required");
+    return 2;
+  }
+  options.listen = listen.empty() ? std::vector<std::string>{"0.0.0.0:8080"} : listen;
+  options.drain = std::chrono::seconds(drain_seconds);
+  options.workers = workers;
+  options.client_header_timeout = std::chrono::milliseconds(header_timeout_ms);
+  try {
+    wsgate::proxy::ProxyServer server(std::move(options));
+    return server.run();
+  } catch (const std::exception& e) {
+    spdlog::critical("wsgate-proxy: {}", e.what());
+    return 1;
+  }
+}

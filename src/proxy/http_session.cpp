@@ -1,0 +1,279 @@
+#include "proxy/http_session.hpp"
+
+#include <spdlog/spdlog.h>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http/empty_body.hpp>
+#include <boost/beast/http/error.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/read.hpp>
+
+#include <algorithm>
+#include <cctype>
+#include <memory>
+#include <optional>
+
+#include "proxy/handshake.hpp"
+#include "proxy/http_forward.hpp"
+#include "proxy/responses.hpp"
+#include "proxy/upgrade_session.hpp"
+
+namespace wsgate::proxy {
+namespace {
+
+namespace beast = boost::beast;
+constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
+using HeaderParser = http::request_parser<http::empty_body>;
+
+// The request had "websocket" somewhere in its header bytes: a malformed request is then
+// counted as a failed handshake rather than a plain HTTP request.
+bool looks_like_websocket(const beast::flat_buffer& buffer) {
+  const auto data = buffer.cdata();
+  std::string_view text(static_cast<const char*>(data.data()), data.size());
+  static constexpr std::string_view kNeedle = "websocket";
+  return std::search(text.begin(), text.end(), kNeedle.begin(), kNeedle.end(), [](char a, char b) {
+           return std::tolower(static_cast<unsigned char>(a)) == b;
+         }) != text.end();
+}
+
+class HttpSession final : public Drainable, public std::enable_shared_from_this<HttpSession> {
+ public:
+  HttpSession(ProxyContext& ctx, Worker& worker, Stream stream)
+      : ctx_(ctx), worker_(worker), stream_(std::move(stream)), header_timer_(worker.io()) {
+    boost::system::error_code ec;
+    const auto remote = stream_.socket().remote_endpoint(ec);
+    if (!ec) client_address_ = remote.address().to_string();
+  }
+
+  ~HttpSession() override {
+    if (tracked_) worker_.untrack(this);
+  }
+
+  void start() {
+    worker_.track(this);
+    tracked_ = true;
+    asio::co_spawn(
+        worker_.io(), [self = shared_from_this()]() { return self->run(); }, asio::detached);
+  }
+
+  // Draining: a connection waiting for its next request is closed now; one busy with a
+  // request finishes it and then closes.
+  void on_drain() override {
+    if (waiting_for_request_) stream_.close();
+  }
+
+ private:
+  asio::awaitable<void> run() {
+    try {
+      co_await serve();
+    } catch (const std::exception& e) {
+      spdlog::error("client {}: session failed: {}", client_address_, e.what());
+    }
+    stream_.close();
+  }
+
+  asio::awaitable<void> serve() {
+    for (;;) {
+      auto parser = std::make_unique<HeaderParser>();
+      parser->header_limit(static_cast<std::uint32_t>(ctx_.options.request_header_limit));
+      parser->body_limit(boost::none);  // bodies are streamed, never held whole
+
+      // A timer that already fired may still be queued after the read finished: the
+      // generation tells a stale expiry from the current one.
+      const std::uint64_t generation = ++header_generation_;
+      header_timed_out_ = false;
+      header_timer_.expires_after(ctx_.options.client_header_timeout);
+      header_timer_.async_wait(
+          [self = shared_from_this(), generation](const boost::system::error_code& ec) {
+            if (ec || generation != self->header_generation_) return;
+            self->header_timed_out_ = true;
+            self->stream_.close();
+          });
+      waiting_for_request_ = buffer_.size() == 0;
+      if (worker_.draining() && waiting_for_request_ && requests_served_ > 0) co_return;
+      auto [ec, n] = co_await http::async_read_header(stream_, buffer_, *parser, kTuple);
+      waiting_for_request_ = false;
+      ++header_generation_;
+      header_timer_.cancel();
+      if (ec) {
+        co_await on_read_error(ec, header_timed_out_, *parser);
+        co_return;
+      }
+      ++requests_served_;
+      const auto started = std::chrono::steady_clock::now();
+      if (!co_await handle(std::move(parser), started)) co_return;
+    }
+  }
+
+  asio::awaitable<void> on_read_error(const boost::system::error_code& ec, bool timed_out,
+                                      const HeaderParser& parser) {
+    const bool nothing_received = buffer_.size() == 0 && !parser.got_some();
+    if (timed_out) {
+      // An idle keep-alive connection is just closed; a slow sender gets 408 (may not arrive).
+      if (nothing_received && requests_served_ > 0) co_return;
+      spdlog::info("client {}: request headers not complete in time", client_address_);
+      count("", 408, looks_like_websocket(buffer_));
+      // The socket is closed already: nothing can be written.
+      co_return;
+    }
+    if (ec == http::error::end_of_stream || ec == asio::error::eof ||
+        ec == asio::error::connection_reset || ec == asio::error::operation_aborted) {
+      if (!nothing_received) count("", 400, looks_like_websocket(buffer_));
+      co_return;
+    }
+    const bool websocket = looks_like_websocket(buffer_);
+    if (ec == http::error::header_limit) {
+      co_await reject(431, "request headers larger than the limit", "", websocket);
+    } else {
+      co_await reject(400, "malformed HTTP request: " + ec.message(), "", websocket);
+    }
+  }
+
+  // Returns true when the connection can serve another request.
+  asio::awaitable<bool> handle(std::unique_ptr<HeaderParser> parser,
+                               std::chrono::steady_clock::time_point started) {
+    RequestHeader& req = parser->get().base();
+    const bool websocket = wants_websocket(req);
+    const SnapshotPtr snapshot = worker_.snapshot();  // pinned for this request
+    Snapshot::RouteEntry* entry = nullptr;
+    if (snapshot && req.find(http::field::host) != req.end()) {
+      entry = snapshot->match(req[http::field::host], req.target());
+    }
+    const std::string route_id = entry != nullptr ? entry->runtime->id() : std::string();
+
+    if (worker_.draining()) {
+      co_await reject(503, "proxy is draining", route_id, websocket);
+      co_return false;
+    }
+    if (auto bad = check_framing(req)) {
+      co_await reject(bad.status, bad.reason, route_id, websocket);
+      co_return false;
+    }
+    if (!websocket) {
+      if (req.find(http::field::host) == req.end() && req.version() >= 11) {
+        co_await reject(400, "missing Host header", route_id, false);
+        co_return false;
+      }
+      if (entry == nullptr)
+        co_return co_await reject_keep(404, "no route for host and path", *parser);
+      if (entry->route->websocket_only) {
+        // Braced lists inside co_await trip GCC 12 ("array used as initializer").
+        const ExtraHeaders extra{{"Upgrade", "websocket"}};
+        co_await reject(426, "this route only accepts WebSocket upgrades", route_id, true, extra);
+        co_return false;
+      }
+      auto result = co_await forward_http(ctx_, worker_, stream_, buffer_, std::move(parser),
+                                          *entry, client_address_);
+      if (result.status != 0) count(route_id, result.status, false);
+      co_return result.keep_alive;
+    }
+
+    if (auto bad = check_upgrade(req)) {
+      ExtraHeaders extra;
+      if (bad.status == 426) extra.emplace_back("Sec-WebSocket-Version", "13");
+      co_await reject(bad.status, bad.reason, route_id, true, extra);
+      co_return false;
+    }
+    if (entry == nullptr) {
+      co_await reject(404, "no route for host and path", route_id, true);
+      co_return false;
+    }
+    if (auto bad = check_route_policy(req, *entry->route)) {
+      co_await reject(bad.status, bad.reason, route_id, true);
+      co_return false;
+    }
+    const auto& route = *entry->route;
+    if (const auto wait = entry->runtime->take_handshake_token(route.handshakes_per_second)) {
+      const ExtraHeaders extra{{"Retry-After", std::to_string(wait)}};
+      co_await reject(429, "handshake rate limit of the route exceeded", route_id, true, extra);
+      co_return false;
+    }
+    if (!reserve_tunnel(*entry)) {
+      const ExtraHeaders extra{{"Retry-After", "1"}};
+      co_await reject(503, "the route's tunnel limit is reached", route_id, true, extra);
+      co_return false;
+    }
+    UpgradeRequest upgrade;
+    upgrade.header = std::move(req);
+    upgrade.leftover = std::move(buffer_);
+    upgrade.snapshot = snapshot;
+    upgrade.entry = entry;
+    upgrade.client_address = client_address_;
+    upgrade.started = started;
+    parser.reset();
+    // The connection belongs to the upgrade (and then the tunnel) from here on; the tunnel
+    // registers with the drain itself.
+    worker_.untrack(this);
+    tracked_ = false;
+    co_await run_upgrade(ctx_, worker_, stream_, std::move(upgrade));
+    co_return false;
+  }
+
+  static bool reserve_tunnel(Snapshot::RouteEntry& entry) {
+    const std::uint32_t limit = entry.route->max_tunnels;
+    auto& tunnels = entry.runtime->tunnels;
+    if (limit == 0) {
+      tunnels.fetch_add(1, std::memory_order_relaxed);
+      return true;
+    }
+    std::uint32_t current = tunnels.load(std::memory_order_relaxed);
+    do {
+      if (current >= limit) return false;
+    } while (!tunnels.compare_exchange_weak(current, current + 1, std::memory_order_relaxed));
+    return true;
+  }
+
+  void count(const std::string& route, int status, bool websocket) {
+    if (websocket) {
+      ctx_.metrics.count_handshake(route, status);
+    } else {
+      ctx_.metrics.count_http_request(route, status);
+    }
+  }
+
+  asio::awaitable<void> reject(int status, std::string_view reason, const std::string& route,
+                               bool websocket, const ExtraHeaders& extra = {}) {
+    count(route, status, websocket);
+    spdlog::debug("client {}: {} {}", client_address_, status, reason);
+    const std::string response = make_error_response(status, reason, false, extra);
+    co_await asio::async_write(stream_, asio::buffer(response), kTuple);
+    stream_.shutdown_send();
+  }
+
+  // A plain request that can be answered while keeping the connection (no body pending).
+  asio::awaitable<bool> reject_keep(int status, std::string_view reason,
+                                    const HeaderParser& parser) {
+    const bool has_body = parser.content_length().value_or(0) > 0 || parser.chunked();
+    const bool keep = parser.keep_alive() && !has_body;
+    count("", status, false);
+    const std::string response = make_error_response(status, reason, keep);
+    auto [ec, n] = co_await asio::async_write(stream_, asio::buffer(response), kTuple);
+    if (!keep || ec) stream_.shutdown_send();
+    co_return keep && !ec;
+  }
+
+  ProxyContext& ctx_;
+  Worker& worker_;
+  Stream stream_;
+  beast::flat_buffer buffer_;
+  asio::steady_timer header_timer_;
+  std::string client_address_;
+  bool tracked_ = false;
+  bool header_timed_out_ = false;
+  std::uint64_t header_generation_ = 0;
+  bool waiting_for_request_ = false;
+  std::uint64_t requests_served_ = 0;
+};
+
+}  // namespace
+
+void start_http_session(ProxyContext& ctx, Worker& worker, Stream stream) {
+  std::make_shared<HttpSession>(ctx, worker, std::move(stream))->start();
+}
+
+}  // namespace wsgate::proxy

@@ -1,0 +1,31 @@
+#pragma once
+// What every connection of the data plane shares: options, metrics, TLS contexts.
+
+#include <boost/asio/ssl/context.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <memory>
+
+#include "proxy/proxy_metrics.hpp"
+
+namespace wsgate::proxy {
+
+struct ProxyOptions {
+  // A client must send complete request headers within this time (slowloris guard).
+  std::chrono::milliseconds client_header_timeout{std::chrono::seconds(10)};
+  std::size_t request_header_limit = 16 * 1024;
+  std::size_t response_header_limit = 16 * 1024;
+  // After the proxy has sent close frames, how long peers get to answer before the sockets go.
+  std::chrono::milliseconds close_grace{std::chrono::seconds(5)};
+};
+
+class UpstreamTls;  // tls.hpp: client-side TLS contexts per CA file
+
+struct ProxyContext {
+  ProxyOptions options;
+  ProxyMetrics& metrics;
+  UpstreamTls* upstream_tls = nullptr;
+};
+
+}  // namespace wsgate::proxy

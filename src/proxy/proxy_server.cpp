@@ -1,0 +1,215 @@
+#include "proxy/proxy_server.hpp"
+
+#include <spdlog/spdlog.h>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <atomic>
+#include <mutex>
+#include <thread>
+
+#include "admin/admin_server.hpp"
+#include "config/route_yaml.hpp"
+#include "metrics/registry.hpp"
+#include "proxy/http_session.hpp"
+#include "proxy/listener.hpp"
+#include "proxy/proxy_context.hpp"
+#include "proxy/snapshot.hpp"
+#include "proxy/tls.hpp"
+#include "proxy/worker.hpp"
+#include "source/directory_watcher.hpp"
+
+namespace wsgate::proxy {
+
+struct ProxyServer::Impl {
+  explicit Impl(ProxyServerOptions opts)
+      : options(std::move(opts)),
+        metrics(registry),
+        context{{}, metrics, &upstream_tls},
+        builder(metrics) {
+    context.options.client_header_timeout = options.client_header_timeout;
+    metrics::register_process_collector(registry);
+  }
+
+  // Called from the route source's thread with each new valid table.
+  void apply(config::RouteTable table) {
+    const std::string version = table.version();
+    const std::size_t count = table.routes().size();
+    SnapshotPtr snapshot = builder.build(std::move(table));
+    {
+      std::lock_guard lock(snapshot_mutex);
+      if (current) metrics.config_info.remove({current->version()});
+      current = snapshot;
+    }
+    metrics.config_info.with({version}).set(1);
+    for (auto& worker : workers) worker->publish(snapshot);
+    metrics.config_updates.with({"applied"}).inc();
+    has_config = true;
+    spdlog::info("routes applied: {} routes, version {}", count, version);
+  }
+
+  void reject(const config::ConfigError& error) {
+    metrics.config_updates.with({"rejected"}).inc();
+    spdlog::error("route update rejected, keeping version {}: {}", current_version(),
+                  error.message);
+  }
+
+  std::string current_version() {
+    std::lock_guard lock(snapshot_mutex);
+    return current ? current->version() : std::string("none");
+  }
+
+  admin::AdminResponse config_endpoint() {
+    SnapshotPtr snapshot;
+    {
+      std::lock_guard lock(snapshot_mutex);
+      snapshot = current;
+    }
+    if (!snapshot) return {503, "application/json", "{\"error\":\"no configuration loaded\"}\n"};
+    return {200, "application/json", config::config_json(snapshot->table()) + "\n"};
+  }
+
+  admin::AdminResponse readyz_endpoint() {
+    if (draining) return {503, "text/plain; charset=utf-8", "draining\n"};
+    if (!has_config) return {503, "text/plain; charset=utf-8", "no route configuration yet\n"};
+    if (!listening) return {503, "text/plain; charset=utf-8", "listeners not up\n"};
+    return {200, "text/plain; charset=utf-8", "ready\n"};
+  }
+
+  void start_listeners() {
+    std::vector<Worker*> raw;
+    for (auto& w : workers) raw.push_back(w.get());
+    for (const auto& address : options.listen) {
+      listeners.push_back(std::make_unique<Listener>(
+          "http", address, raw, [this](Worker& worker, tcp::socket socket) {
+            start_http_session(context, worker, Stream(std::move(socket)));
+          }));
+    }
+    for (auto& listener : listeners) listener->start();
+    listening = true;
+  }
+
+  std::size_t live_connections() {
+    // Read each worker's count on its own thread.
+    struct Tally {
+      std::atomic<std::size_t> total{0};
+      std::atomic<std::size_t> answered{0};
+    };
+    auto tally = std::make_shared<Tally>();
+    for (auto& w : workers) {
+      asio::post(w->io(), [tally, worker = w.get()] {
+        tally->total += worker->live_count();
+        ++tally->answered;
+      });
+    }
+    for (int i = 0; i < 200 && tally->answered.load() < workers.size(); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    return tally->total.load();
+  }
+
+  // SIGTERM: readyz 503, new requests 503, close 1001 to every tunnel, then exit once every
+  // connection is gone or the drain time is up.
+  void drain() {
+    draining = true;
+    spdlog::info("draining: closing tunnels with 1001, up to {} s", options.drain.count());
+    for (auto& w : workers) w->start_drain();
+    const auto deadline = std::chrono::steady_clock::now() + options.drain;
+    std::size_t live = live_connections();
+    while (live > 0 && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      live = live_connections();
+    }
+    if (live > 0) {
+      spdlog::warn("drain time is up with {} connections open: closing them", live);
+    } else {
+      spdlog::info("drained: no connections left");
+    }
+  }
+
+  ProxyServerOptions options;
+  metrics::Registry registry;
+  ProxyMetrics metrics;
+  UpstreamTls upstream_tls;
+  ProxyContext context;
+  SnapshotBuilder builder;
+  std::vector<std::unique_ptr<Worker>> workers;
+  std::vector<std::unique_ptr<Listener>> listeners;
+  std::unique_ptr<admin::AdminServer> admin;
+  std::unique_ptr<source::DirectoryWatcher> watcher;
+
+  std::mutex snapshot_mutex;
+  SnapshotPtr current;
+  std::atomic<bool> has_config{false};
+  std::atomic<bool> listening{false};
+  std::atomic<bool> draining{false};
+};
+
+ProxyServer::ProxyServer(ProxyServerOptions options)
+    : impl_(std::make_unique<Impl>(std::move(options))) {}
+
+ProxyServer::~ProxyServer() = default;
+
+int ProxyServer::run() {
+  Impl& s = *impl_;
+  for (std::size_t i = 0; i < std::max<std::size_t>(1, s.options.workers); ++i) {
+    s.workers.push_back(std::make_unique<Worker>(i));
+  }
+  for (auto& w : s.workers) w->start();
+
+  s.admin = std::make_unique<admin::AdminServer>(s.options.admin);
+  s.admin->handle("/metrics", [&s] {
+    return admin::AdminResponse{200, "text/plain; version=0.0.4; charset=utf-8",
+                                s.registry.expose()};
+  });
+  s.admin->handle("/healthz", [] {
+    return admin::AdminResponse{200, "text/plain; charset=utf-8", "ok\n"};
+  });
+  s.admin->handle("/readyz", [&s] { return s.readyz_endpoint(); });
+  s.admin->handle("/config", [&s] { return s.config_endpoint(); });
+
+  // Signals are taken on this thread, so handlers may block (drain) without stalling workers.
+  asio::io_context signal_io;
+  asio::signal_set signals(signal_io, SIGTERM, SIGINT, SIGHUP);
+
+  if (!s.options.routes_dir.empty()) {
+    s.watcher = std::make_unique<source::DirectoryWatcher>(
+        source::DirectoryWatcher::Options{s.options.routes_dir},
+        [&s](config::RouteTable table) { s.apply(std::move(table)); },
+        [&s](const config::ConfigError& error) { s.reject(error); });
+    if (!s.watcher->start()) {
+      spdlog::error("no valid routes in {} yet: not ready until they are fixed",
+                    s.options.routes_dir);
+    }
+  }
+  s.start_listeners();
+  s.admin->start();
+
+  bool stop = false;
+  std::function<void()> wait_signal = [&] {
+    signals.async_wait([&](const boost::system::error_code& ec, int signo) {
+      if (ec) return;
+      if (signo == SIGHUP) {
+        spdlog::info("SIGHUP: re-reading routes");
+        if (s.watcher) s.watcher->reload_now();
+        wait_signal();
+        return;
+      }
+      spdlog::info("{}: starting drain", signo == SIGTERM ? "SIGTERM" : "SIGINT");
+      stop = true;
+    });
+  };
+  wait_signal();
+  while (!stop) signal_io.run_one();
+
+  s.drain();
+  if (s.watcher) s.watcher->stop();
+  for (auto& l : s.listeners) l->close();
+  for (auto& w : s.workers) w->stop();
+  s.admin->stop();
+  spdlog::info("wsgate-proxy stopped");
+  return 0;
+}
+
+}  // namespace wsgate::proxy

@@ -1,0 +1,44 @@
+#pragma once
+// The whole data plane process: workers, listeners, route source, snapshot publishing, admin
+// endpoints, signals and the SIGTERM drain.
+
+#include <chrono>
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace wsgate::proxy {
+
+struct TlsCertPair {
+  std::string cert_file;
+  std::string key_file;
+};
+
+struct ProxyServerOptions {
+  std::string routes_dir;               // --routes
+  std::string control_plane;            // --control-plane HOST:PORT
+  std::string node_id;                  // --node-id
+  std::vector<std::string> listen;      // --listen (repeatable)
+  std::vector<std::string> tls_listen;  // --tls-listen (repeatable)
+  std::vector<TlsCertPair> tls_certs;   // --tls-cert/--tls-key pairs
+  std::string admin = "127.0.0.1:9901";
+  std::chrono::seconds drain{30};
+  std::size_t workers = 1;
+  std::chrono::milliseconds client_header_timeout{std::chrono::seconds(10)};
+};
+
+class ProxyServer {
+ public:
+  explicit ProxyServer(ProxyServerOptions options);
+  ~ProxyServer();
+
+  // Serves until SIGTERM/SIGINT, drains, and returns the process exit code.
+  int run();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace wsgate::proxy

@@ -1,0 +1,39 @@
+#pragma once
+// TLS towards backends (routes with tls: true): one client context per CA file, SNI set to the
+// backend's name, certificate chain and host name verified; failures become 502s with a reason.
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ssl/context.hpp>
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "config/route.hpp"
+#include "proxy/deadline.hpp"
+#include "proxy/proxy_context.hpp"
+#include "proxy/stream.hpp"
+
+namespace wsgate::proxy {
+
+class UpstreamTls {
+ public:
+  // The client context verifying against `ca_file` ("" = the system trust store). Contexts are
+  // created on first use and kept; nullptr with `error` set when the CA file cannot be loaded.
+  std::shared_ptr<asio::ssl::context> context_for(const std::string& ca_file, std::string& error);
+
+ private:
+  std::mutex mutex_;
+  std::map<std::string, std::shared_ptr<asio::ssl::context>> contexts_;
+};
+
+// Wraps a connected socket in TLS and completes the handshake with `backend`. Returns null
+// with `error` set (certificate verification reason, handshake failure, timeout).
+boost::asio::awaitable<std::unique_ptr<Stream>> connect_tls_upstream(ProxyContext& ctx,
+                                                                     tcp::socket socket,
+                                                                     const config::Backend& backend,
+                                                                     Deadline& deadline,
+                                                                     std::string& error);
+
+}  // namespace wsgate::proxy

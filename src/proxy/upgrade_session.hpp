@@ -1,0 +1,38 @@
+#pragma once
+// Second stage of a WebSocket connection: connect a backend (weighted order, failover, within
+// handshakeTimeoutSeconds), forward the upgrade request, relay the answer, and on 101 hand both
+// streams to a Tunnel.
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+
+#include <chrono>
+
+#include "proxy/handshake.hpp"
+#include "proxy/proxy_context.hpp"
+#include "proxy/snapshot.hpp"
+#include "proxy/stream.hpp"
+#include "proxy/worker.hpp"
+
+namespace wsgate::proxy {
+
+struct UpgradeRequest {
+  RequestHeader header;
+  boost::beast::flat_buffer leftover;  // bytes the client sent after its headers
+  SnapshotPtr snapshot;                // pinned for the tunnel's life
+  Snapshot::RouteEntry* entry = nullptr;
+  std::string client_address;
+  std::chrono::steady_clock::time_point started;
+};
+
+// Runs the handshake and, on success, the tunnel. The route's tunnel slot must already be
+// reserved (RouteRuntime::tunnels incremented); it is released when this returns.
+boost::asio::awaitable<void> run_upgrade(ProxyContext& ctx, Worker& worker, Stream& client,
+                                         UpgradeRequest request);
+
+// Headers the backend gets: the client's minus hop-by-hop ones, plus Connection/Upgrade (for
+// an upgrade) and X-Forwarded-For/-Proto/-Host.
+void rewrite_request_headers(RequestHeader& header, bool upgrade, const std::string& client_address,
+                             bool client_tls);
+
+}  // namespace wsgate::proxy

@@ -1,0 +1,74 @@
+#include "proxy/worker.hpp"
+
+#include <spdlog/spdlog.h>
+#include <boost/asio/post.hpp>
+
+namespace wsgate::proxy {
+
+BufferPool::~BufferPool() {
+  for (char* p : free_) delete[] p;
+}
+
+BufferPool::Buffer BufferPool::acquire() {
+  char* p;
+  if (free_.empty()) {
+    p = new char[kBufferSize];
+  } else {
+    p = free_.back();
+    free_.pop_back();
+  }
+  return Buffer(p, Deleter{this});
+}
+
+void BufferPool::release(char* p) {
+  if (free_.size() < kMaxFree) {
+    free_.push_back(p);
+  } else {
+    delete[] p;
+  }
+}
+
+Worker::Worker(std::size_t index)
+    : index_(index), io_(std::make_unique<asio::io_context>(1)), work_(io_->get_executor()) {}
+
+Worker::~Worker() {
+  stop();
+  io_.reset();
+}
+
+void Worker::publish(SnapshotPtr snapshot) {
+  // The lambda owns only the new snapshot: the worker swaps it in on its own thread.
+  asio::post(*io_,
+             [this, snapshot = std::move(snapshot)]() mutable { snapshot_ = std::move(snapshot); });
+}
+
+void Worker::start_drain() {
+  asio::post(*io_, [this] {
+    draining_ = true;
+    // on_drain may untrack (closing an idle connection): iterate over a copy.
+    const std::vector<Drainable*> live(live_.begin(), live_.end());
+    for (Drainable* d : live) {
+      if (live_.count(d) != 0) d->on_drain();
+    }
+  });
+}
+
+void Worker::start() {
+  thread_ = std::thread([this] {
+    try {
+      io_->run();
+    } catch (const std::exception& e) {
+      // Reaching here is a bug: handlers do not throw. Log loudly rather than vanish.
+      spdlog::critical("worker {} stopped by exception: {}", index_, e.what());
+      throw;
+    }
+  });
+}
+
+void Worker::stop() {
+  work_.reset();
+  if (io_) io_->stop();
+  if (thread_.joinable()) thread_.join();
+}
+
+}  // namespace wsgate::proxy
