@@ -39,6 +39,7 @@ bin="$BUILD_DIR/bin"
 log() { printf 'demo: %s\n' "$*" >&2; }
 
 if ((build)); then
+  "$repo/scripts/install-deps.sh" demo
   # ccache keys on paths: these make a fresh build folder (or a fresh clone) hit the cache.
   export CCACHE_BASEDIR="$repo" CCACHE_NOHASHDIR=1
   if [[ ! -f "$BUILD_DIR/build.ninja" ]]; then

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs every Debian package wsgate's build, tests and demo need.
 # Idempotent: packages already present are skipped, so a second run is instant.
-# Usage: scripts/install-deps.sh [build|test|all]   (default: all)
+# Usage: scripts/install-deps.sh [build|demo|test|all]   (default: all)
 set -euo pipefail
 
 profile="${1:-all}"
@@ -16,14 +16,23 @@ build_pkgs=(
 # What the test suite and the demo drive: real clients, real nginx, promtool, a browser.
 test_pkgs=(
   python3 python3-websockets curl openssl nginx-light haproxy prometheus
-  chromium clang libclang-rt-14-dev
+  chromium clang libclang-rt-14-dev unzip
+  # the container image test: podman builds the Dockerfile from a debootstrapped base
+  podman buildah runc debootstrap
 )
+demo_pkgs=(python3 python3-websockets curl)
 
 case "$profile" in
   build) wanted=("${build_pkgs[@]}") ;;
+  demo) wanted=("${build_pkgs[@]}" "${demo_pkgs[@]}") ;;
   test | all) wanted=("${build_pkgs[@]}" "${test_pkgs[@]}") ;;
-  *) echo "usage: $0 [build|test|all]" >&2; exit 2 ;;
+  *) echo "usage: $0 [build|demo|test|all]" >&2; exit 2 ;;
 esac
+
+# Node.js and npm come with the machine (NodeSource build); Debian's npm package would conflict.
+if [[ "$profile" != build && "$profile" != demo ]] && ! command -v npm >/dev/null 2>&1; then
+  echo "install-deps: node/npm not found; the Helm and manifest tests need them" >&2
+fi
 
 missing=()
 for pkg in "${wanted[@]}"; do
