@@ -12,6 +12,7 @@
 #include <boost/beast/http/write.hpp>
 
 #include <array>
+#include <optional>
 #include <vector>
 
 #include "proxy/responses.hpp"
@@ -131,15 +132,21 @@ void rewrite_request_headers(RequestHeader& header, bool upgrade, const std::str
   header.version(11);
 }
 
-asio::awaitable<void> run_upgrade(ProxyContext& ctx, Worker& worker, Stream& client,
-                                  UpgradeRequest request) {
+namespace {
+
+// A backend that answered 101, and the bytes each side sent right behind its headers.
+struct Established {
+  std::unique_ptr<Stream> backend;
+  std::vector<std::uint8_t> client_preamble;
+  std::vector<std::uint8_t> backend_preamble;
+};
+
+// The handshake with the backend, in its own coroutine frame: the parsers, buffers and header
+// strings it needs die with it, so a long-lived tunnel does not carry them.
+asio::awaitable<std::optional<Established>> establish(ProxyContext& ctx, Worker& worker,
+                                                      Stream& client, UpgradeRequest& request) {
   auto& entry = *request.entry;
   const std::string& route_id = entry.runtime->id();
-  // Give the route's tunnel slot back however this ends.
-  struct SlotRelease {
-    RouteRuntime& runtime;
-    ~SlotRelease() { runtime.tunnels.fetch_sub(1, std::memory_order_relaxed); }
-  } slot_release{*entry.runtime};
 
   auto fail = [&](int status, std::string_view reason) -> asio::awaitable<void> {
     ctx.metrics.count_handshake(route_id, status);
@@ -157,7 +164,7 @@ asio::awaitable<void> run_upgrade(ProxyContext& ctx, Worker& worker, Stream& cli
     co_await fail(upstream.timed_out ? 504 : 502, upstream.timed_out
                                                       ? "backend did not answer in time"
                                                       : "no backend could be connected");
-    co_return;
+    co_return std::nullopt;
   }
   Stream& backend = *upstream.stream;
 
@@ -172,7 +179,7 @@ asio::awaitable<void> run_upgrade(ProxyContext& ctx, Worker& worker, Stream& cli
   if (wec) {
     deadline.on_expiry(nullptr);
     co_await fail(deadline.expired() ? 504 : 502, "backend closed the connection");
-    co_return;
+    co_return std::nullopt;
   }
 
   beast::flat_buffer backend_buffer;
@@ -186,19 +193,19 @@ asio::awaitable<void> run_upgrade(ProxyContext& ctx, Worker& worker, Stream& cli
     } else {
       co_await fail(502, "backend answer was not HTTP: " + rec.message());
     }
-    co_return;
+    co_return std::nullopt;
   }
   auto& response = parser.get();
   if (response.result() != http::status::switching_protocols) {
     ctx.metrics.count_handshake(route_id, response.result_int());
     co_await relay_refusal(client, backend, backend_buffer, parser);
     client.shutdown_send();
-    co_return;
+    co_return std::nullopt;
   }
   if (!header_has_token(response[http::field::upgrade], "websocket") ||
       response[http::field::sec_websocket_accept] != websocket_accept(key)) {
     co_await fail(502, "backend sent an invalid WebSocket handshake answer");
-    co_return;
+    co_return std::nullopt;
   }
   strip_hop_by_hop(response.base());
   response.set(http::field::connection, "Upgrade");
@@ -211,16 +218,38 @@ asio::awaitable<void> run_upgrade(ProxyContext& ctx, Worker& worker, Stream& cli
   if (cec) {
     // The client vanished between its request and our answer.
     ctx.metrics.count_handshake(route_id, 499);
-    co_return;
+    co_return std::nullopt;
   }
   ctx.metrics.count_handshake(route_id, 101);
   entry.runtime->handshake_duration.observe(
       std::chrono::duration<double>(std::chrono::steady_clock::now() - request.started).count());
   entry.runtime->bytes_client_to_backend.inc(client_preamble.size());
   entry.runtime->bytes_backend_to_client.inc(backend_preamble.size());
+  co_return Established{std::move(upstream.stream),
+                        {client_preamble.begin(), client_preamble.end()},
+                        {backend_preamble.begin(), backend_preamble.end()}};
+}
 
-  TunnelParams params{std::move(request.snapshot), &entry, client_preamble, backend_preamble};
-  co_await run_tunnel(ctx, worker, client, backend, std::move(params));
+}  // namespace
+
+asio::awaitable<void> run_upgrade(ProxyContext& ctx, Worker& worker, Stream& client,
+                                  UpgradeRequest request) {
+  auto& entry = *request.entry;
+  // Give the route's tunnel slot back however this ends.
+  struct SlotRelease {
+    RouteRuntime& runtime;
+    ~SlotRelease() { runtime.tunnels.fetch_sub(1, std::memory_order_relaxed); }
+  } slot_release{*entry.runtime};
+
+  std::optional<Established> established = co_await establish(ctx, worker, client, request);
+  if (!established) co_return;
+  // The request's header and read buffer are no longer needed: free them before the tunnel.
+  request.header = RequestHeader();
+  request.leftover = beast::flat_buffer();
+
+  TunnelParams params{std::move(request.snapshot), &entry, established->client_preamble,
+                      established->backend_preamble};
+  co_await run_tunnel(ctx, worker, client, *established->backend, std::move(params));
 }
 
 }  // namespace wsgate::proxy
