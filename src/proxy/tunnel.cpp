@@ -204,7 +204,13 @@ class Tunnel final : public Drainable {
     if (initiator_.empty()) initiator_ = d.source_name();
     // Half-close: pass the FIN on; the other direction keeps flowing until it ends too.
     d.dst.shutdown_send();
-    if (other(d).done || closing_) finish();
+    if (other(d).done || closing_) {
+      finish();
+    } else if (d.tracker.close_seen()) {
+      // This peer sent its close frame and then its FIN: the WebSocket is over. The other
+      // peer gets the close grace to end its side, not forever (it may never send a FIN).
+      arm_grace_timer();
+    }
   }
 
   void end_with_error(Direction& d, const boost::system::error_code& ec) {
