@@ -67,6 +67,8 @@ asio::awaitable<ForwardResult> forward_http(
   http::request_parser<http::buffer_body> request_parser(std::move(*header_parser));
   auto& request = request_parser.get();
   const bool client_keep_alive = request.keep_alive();
+  // Read before rewrite_request_headers turns the request into HTTP/1.1 for the backend.
+  const bool client_http11 = request.version() >= 11;
   const bool head_request = request.method() == http::verb::head;
 
   auto answer_error = [&](int status, std::string_view reason) -> asio::awaitable<void> {
@@ -116,21 +118,25 @@ asio::awaitable<ForwardResult> forward_http(
   }
   auto& response = response_parser.get();
   const bool response_chunked = response.chunked();
-  const bool delimited = response.has_content_length() || response_chunked || head_request ||
-                         response.result_int() / 100 == 1 ||
-                         response.result() == http::status::no_content ||
-                         response.result() == http::status::not_modified;
-  http::fields& fields = response.base();
-  for (const auto field :
-       {http::field::connection, http::field::keep_alive, http::field::proxy_connection,
-        http::field::transfer_encoding, http::field::upgrade, http::field::trailer}) {
-    fields.erase(field);
+  const bool length_known = response.has_content_length() || head_request ||
+                            response.result_int() / 100 == 1 ||
+                            response.result() == http::status::no_content ||
+                            response.result() == http::status::not_modified;
+  const bool delimited = length_known || response_chunked;
+  strip_hop_by_hop(response.base());
+  if (client_http11) {
+    // A body read until the backend closes cannot be delimited for a keep-alive client unless
+    // it is re-chunked.
+    result.keep_alive = client_keep_alive;
+    if (response_chunked || (!delimited && result.keep_alive)) response.chunked(true);
+    response.keep_alive(result.keep_alive);
+  } else {
+    // HTTP/1.0 knows no chunked coding (RFC 9112 §7.1): a body without a length is sent as is
+    // and ended by the close. A 1.0 client keeps the connection only when told explicitly.
+    result.keep_alive = client_keep_alive && length_known;
+    response.keep_alive(result.keep_alive);
+    if (result.keep_alive) response.set(http::field::connection, "keep-alive");
   }
-  // A body read until the backend closes cannot be delimited for a keep-alive client unless
-  // it is re-chunked; HTTP/1.0 clients get it close-delimited.
-  result.keep_alive = client_keep_alive && (delimited || request.version() >= 11);
-  if (response_chunked || (!delimited && result.keep_alive)) response.chunked(true);
-  response.keep_alive(result.keep_alive);
   result.status = response.result_int();
 
   http::response_serializer<http::buffer_body> response_serializer(response);

@@ -30,15 +30,32 @@ namespace beast = boost::beast;
 constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
 using HeaderParser = http::request_parser<http::empty_body>;
 
-// The request had "websocket" somewhere in its header bytes: a malformed request is then
-// counted as a failed handshake rather than a plain HTTP request.
-bool looks_like_websocket(const beast::flat_buffer& buffer) {
+// The request asked for a WebSocket in the fields parsed before the error, or has "websocket"
+// somewhere in its unparsed bytes: a malformed request is then counted as a failed handshake
+// rather than a plain HTTP request. Both are needed because Beast consumes the fields it has
+// parsed from the buffer even when a later field fails.
+bool looks_like_websocket(const beast::flat_buffer& buffer, const HeaderParser& parser) {
+  if (wants_websocket(parser.get().base())) return true;
   const auto data = buffer.cdata();
   std::string_view text(static_cast<const char*>(data.data()), data.size());
   static constexpr std::string_view kNeedle = "websocket";
   return std::search(text.begin(), text.end(), kNeedle.begin(), kNeedle.end(), [](char a, char b) {
            return std::tolower(static_cast<unsigned char>(a)) == b;
          }) != text.end();
+}
+
+// Beast rejects smuggling-prone framing while parsing, before check_framing could; name the
+// reason as check_framing would (the field parsed first is in the partial header).
+std::string malformed_reason(const boost::system::error_code& ec, const HeaderParser& parser) {
+  const auto& fields = parser.get().base();
+  if (ec == http::error::multiple_content_length) return "conflicting Content-Length headers";
+  if ((ec == http::error::bad_transfer_encoding &&
+       fields.find(http::field::content_length) != fields.end()) ||
+      (ec == http::error::bad_content_length &&
+       fields.find(http::field::transfer_encoding) != fields.end())) {
+    return "both Content-Length and Transfer-Encoding";
+  }
+  return "malformed HTTP request: " + ec.message();
 }
 
 class HttpSession final : public Drainable, public std::enable_shared_from_this<HttpSession> {
@@ -117,20 +134,20 @@ class HttpSession final : public Drainable, public std::enable_shared_from_this<
       // An idle keep-alive connection is just closed; a slow sender gets 408 (may not arrive).
       if (nothing_received && requests_served_ > 0) co_return;
       spdlog::info("client {}: request headers not complete in time", client_address_);
-      count("", 408, looks_like_websocket(buffer_));
+      count("", 408, looks_like_websocket(buffer_, parser));
       // The socket is closed already: nothing can be written.
       co_return;
     }
     if (ec == http::error::end_of_stream || ec == asio::error::eof ||
         ec == asio::error::connection_reset || ec == asio::error::operation_aborted) {
-      if (!nothing_received) count("", 400, looks_like_websocket(buffer_));
+      if (!nothing_received) count("", 400, looks_like_websocket(buffer_, parser));
       co_return;
     }
-    const bool websocket = looks_like_websocket(buffer_);
+    const bool websocket = looks_like_websocket(buffer_, parser);
     if (ec == http::error::header_limit) {
       co_await reject(431, "request headers larger than the limit", "", websocket);
     } else {
-      co_await reject(400, "malformed HTTP request: " + ec.message(), "", websocket);
+      co_await reject(400, malformed_reason(ec, parser), "", websocket);
     }
   }
 

@@ -31,8 +31,9 @@ constexpr std::array<http::field, 7> kHopByHop = {
     http::field::te,         http::field::trailer,    http::field::transfer_encoding,
     http::field::upgrade};
 
-template <typename Fields>
-void strip_hop_by_hop(Fields& fields) {
+}  // namespace
+
+void strip_hop_by_hop(http::fields& fields) {
   // Fields named in Connection are hop-by-hop too.
   std::vector<std::string> named;
   for (auto it = fields.find(http::field::connection);
@@ -50,9 +51,17 @@ void strip_hop_by_hop(Fields& fields) {
       value.remove_prefix(comma + 1);
     }
   }
-  for (const auto& name : named) fields.erase(name);
+  for (const auto& name : named) {
+    // A Connection token may not remove what frames or routes the message: without its
+    // Content-Length a body would be read by the next hop as a request of its own.
+    const auto field = http::string_to_field(name);
+    if (field == http::field::content_length || field == http::field::host) continue;
+    fields.erase(name);
+  }
   for (const auto field : kHopByHop) fields.erase(field);
 }
+
+namespace {
 
 void append_fields(std::string& out, const http::fields& fields) {
   for (const auto& field : fields) {

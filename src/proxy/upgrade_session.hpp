@@ -30,6 +30,11 @@ struct UpgradeRequest {
 boost::asio::awaitable<void> run_upgrade(ProxyContext& ctx, Worker& worker, Stream& client,
                                          UpgradeRequest request);
 
+// Removes the RFC 9110 §7.6.1 hop-by-hop fields (Connection, Keep-Alive, Proxy-Connection,
+// TE, Trailer, Transfer-Encoding, Upgrade) and every field the Connection header names, except
+// Content-Length and Host.
+void strip_hop_by_hop(boost::beast::http::fields& fields);
+
 // Headers the backend gets: the client's minus hop-by-hop ones, plus Connection/Upgrade (for
 // an upgrade) and X-Forwarded-For/-Proto/-Host.
 void rewrite_request_headers(RequestHeader& header, bool upgrade, const std::string& client_address,
