@@ -11,6 +11,7 @@
 
 #include "admin/admin_server.hpp"
 #include "config/route_yaml.hpp"
+#include "proxy/discovery_client.hpp"
 #include "metrics/registry.hpp"
 #include "proxy/http_session.hpp"
 #include "proxy/listener.hpp"
@@ -138,6 +139,7 @@ struct ProxyServer::Impl {
   std::vector<std::unique_ptr<Listener>> listeners;
   std::unique_ptr<admin::AdminServer> admin;
   std::unique_ptr<source::DirectoryWatcher> watcher;
+  std::unique_ptr<DiscoveryClient> discovery;  // --control-plane
 
   std::mutex snapshot_mutex;
   SnapshotPtr current;
@@ -184,6 +186,28 @@ int ProxyServer::run() {
     }
   }
   s.start_listeners();
+  if (!s.options.control_plane.empty()) {
+    std::vector<std::uint16_t> ports;
+    for (auto& listener : s.listeners) ports.push_back(listener->port());
+    DiscoveryClientOptions cp;
+    cp.target = s.options.control_plane;
+    cp.node_id = s.options.node_id;
+    cp.node_address = listen_addresses(s.options.listen, ports);
+    // A snapshot is applied like a file update, but a CA bundle missing on this node NACKs it.
+    s.discovery = std::make_unique<DiscoveryClient>(
+        std::move(cp),
+        [&s](config::RouteTable table) {
+          std::string error = check_ca_files(table, s.upstream_tls);
+          if (error.empty()) {
+            s.apply(std::move(table));
+          } else {
+            s.reject(config::ConfigError{error});
+          }
+          return error;
+        },
+        [&s](const config::ConfigError& error) { s.reject(error); }, s.registry);
+    s.discovery->start();
+  }
   s.admin->start();
 
   bool stop = false;
@@ -205,6 +229,7 @@ int ProxyServer::run() {
 
   s.drain();
   if (s.watcher) s.watcher->stop();
+  if (s.discovery) s.discovery->stop();
   for (auto& l : s.listeners) l->close();
   for (auto& w : s.workers) w->stop();
   s.admin->stop();
