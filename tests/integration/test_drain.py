@@ -62,7 +62,13 @@ class DrainTest(harness.HarnessTestCase):
     def open_raw(self, backend):
         client = RawWebSocket(self.proxy.port, "/raw")
         self.addCleanup(client.abort)
-        return client, backend.wait_ready()
+        server = backend.wait_ready()
+        # One round trip: the tunnel's pumps are running (and registered with the drain).
+        client.send_text("ready?")
+        self.assertEqual(server.recv_message(), (OP_TEXT, b"ready?"))
+        server.send_frame(OP_TEXT, b"ready")
+        self.assertEqual(client.recv_message(), (OP_TEXT, b"ready"))
+        return client, server
 
     def test_sigterm_tells_tunnels_to_go_and_exits_when_they_are_gone(self):
         backend = self.raw_tunnel()
@@ -159,8 +165,13 @@ class DrainTest(harness.HarnessTestCase):
         kept.sendall(harness.request_bytes("GET", "/status/200"))
         reader = harness.SocketReader(kept)
         self.assertEqual(harness.read_response(reader).status, 200)
+        fds = len(os.listdir(f"/proc/{self.proxy.pid}/fd"))
         silent = harness.connect(self.proxy.port)
         self.addCleanup(silent.close)
+        # The drain closes a connection whose session waits for its first request; make sure
+        # the proxy has accepted this one (a connection accepted after the SIGTERM would be
+        # read for a request to answer with 503 instead).
+        wait_until(lambda: len(os.listdir(f"/proc/{self.proxy.pid}/fd")) == fds + 1, what="accepted")
         started = self.sigterm()
         self.assertTrue(reader.wait_closed(timeout=2), "idle keep-alive connection left open")
         self.assertTrue(harness.SocketReader(silent).wait_closed(timeout=2), "silent connection left open")

@@ -140,6 +140,9 @@ class ReloadTest(harness.HarnessTestCase):
         server.send_frame(OP_TEXT, b"and back")
         self.assertEqual(client.recv_message(), (OP_TEXT, b"and back"))
         self.assertEqual(metric(metrics(self.admin), ACTIVE, route="default/slow"), 1)
+        client.abort()  # both ends gone: the tunnel ends now rather than in the stop's drain
+        server.sock.close()
+        wait_metric(self.admin, ACTIVE, 0, route="default/slow")
 
     def test_invalid_route_file_is_rejected_and_the_old_routes_stay(self):
         self.start(lambda port: {"chat": echo_route_spec(port, "/chat")})
