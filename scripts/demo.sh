@@ -132,22 +132,41 @@ wait_listening() {
 
 start echo "$bin/wsgate-echo-backend" --listen "127.0.0.1:$ECHO_PORT" --demo-dir deploy/demo
 wait_listening echo echo
-start proxy "$bin/wsgate-proxy" --routes "$ROUTES_DIR" --listen "127.0.0.1:$PROXY_PORT" \
+# The controller watches the routes and streams them to the proxy over gRPC, as in a cluster.
+GRPC_PORT="${GRPC_PORT:-18000}"
+CONTROLLER_ADMIN_PORT="${CONTROLLER_ADMIN_PORT:-9902}"
+if [[ -x "$bin/wsgate-controller" && "${DEMO_STANDALONE:-0}" != 1 ]]; then
+  start controller "$bin/wsgate-controller" --routes "$ROUTES_DIR" \
+    --grpc-listen "127.0.0.1:$GRPC_PORT" --admin "127.0.0.1:$CONTROLLER_ADMIN_PORT"
+  wait_listening controller grpc
+  route_args=(--control-plane "127.0.0.1:$GRPC_PORT" --node-id demo-proxy)
+  topology="controller 127.0.0.1:$GRPC_PORT (admin :$CONTROLLER_ADMIN_PORT) -> proxy"
+else
+  route_args=(--routes "$ROUTES_DIR")
+  topology="standalone proxy"
+fi
+start proxy "$bin/wsgate-proxy" "${route_args[@]}" --listen "127.0.0.1:$PROXY_PORT" \
   --admin "127.0.0.1:$ADMIN_PORT"
 wait_listening proxy http
 wait_listening proxy admin
 
 cat >&2 <<EOF
 
-wsgate demo is running (routes: $ROUTES_DIR)
+wsgate demo is running (routes: $ROUTES_DIR; $topology)
   browser:    http://127.0.0.1:$PROXY_PORT/          (the page says "echo ok" once its message came back)
   WebSocket:  $PYTHON -m websockets ws://127.0.0.1:$PROXY_PORT/echo
   metrics:    curl -s http://127.0.0.1:$ADMIN_PORT/metrics | grep ^wsgate_
   config:     curl -s http://127.0.0.1:$ADMIN_PORT/config
-  logs:       $work/{proxy,echo}.log
+  proxies:    curl -s http://127.0.0.1:$CONTROLLER_ADMIN_PORT/proxies   (with the controller)
+  logs:       $work/{controller,proxy,echo}.log
 EOF
 
 if ((check)); then
+  log "waiting for the proxy to be ready (routes received)"
+  for _ in $(seq 100); do
+    curl -fs "http://127.0.0.1:$ADMIN_PORT/readyz" >/dev/null 2>&1 && break
+    sleep 0.1
+  done
   log "checking one echo, the page and /metrics through the proxy"
   if ! WSGATE_SOURCE_DIR="$repo" "$PYTHON" - "$PROXY_PORT" "$ADMIN_PORT" <<'PY'; then
 import os, sys

@@ -223,10 +223,8 @@ class HttpSession final : public Drainable, public std::enable_shared_from_this<
     upgrade.client_address = client_address_;
     upgrade.started = started;
     parser.reset();
-    // The connection belongs to the upgrade (and then the tunnel) from here on; the tunnel
-    // registers with the drain itself.
-    worker_.untrack(this);
-    tracked_ = false;
+    // The session stays tracked through the upgrade: a drain must wait for a handshake in
+    // flight (on_drain leaves a busy session alone), and the tunnel then registers itself.
     co_await run_upgrade(ctx_, worker_, stream_, std::move(upgrade));
     co_return false;
   }

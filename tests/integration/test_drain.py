@@ -132,7 +132,6 @@ class DrainTest(harness.HarnessTestCase):
     # run_upgrade and the tunnel tracks itself only once it runs, so the drain sees no
     # connection while the backend's 101 is pending and exits at once, cutting the handshake.
     # Remove this decorator when the session stays tracked through the upgrade.
-    @unittest.expectedFailure
     def test_a_handshake_in_flight_at_sigterm_is_finished_then_told_to_go(self):
         backend = RawWebSocketServer(hold_101=True)
         self.addCleanup(backend.close)
