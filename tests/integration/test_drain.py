@@ -20,6 +20,27 @@ from test_tunnel import ACTIVE, CLOSES, RawWebSocketServer, start_stack, wait_me
 DRAIN_SECONDS = 5
 
 
+
+def proxy_holds_connection(pid, local_port, remote_port):
+    """True when process pid has a descriptor on the TCP socket local_port <- remote_port."""
+    inode = None
+    with open("/proc/net/tcp") as table:
+        for line in table.readlines()[1:]:
+            fields = line.split()
+            local, remote = fields[1], fields[2]
+            if int(local.split(":")[1], 16) == local_port and int(remote.split(":")[1], 16) == remote_port:
+                inode = fields[9]
+    if inode is None or inode == "0":
+        return False
+    target = f"socket:[{inode}]"
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}") == target:
+                return True
+        except OSError:
+            continue
+    return False
+
 class DrainTest(harness.HarnessTestCase):
     def start(self, drain_seconds=DRAIN_SECONDS, extra_routes=None):
         def routes(port):
@@ -164,13 +185,15 @@ class DrainTest(harness.HarnessTestCase):
         kept.sendall(harness.request_bytes("GET", "/status/200"))
         reader = harness.SocketReader(kept)
         self.assertEqual(harness.read_response(reader).status, 200)
-        fds = len(os.listdir(f"/proc/{self.proxy.pid}/fd"))
         silent = harness.connect(self.proxy.port)
         self.addCleanup(silent.close)
         # The drain closes a connection whose session waits for its first request; make sure
         # the proxy has accepted this one (a connection accepted after the SIGTERM would be
-        # read for a request to answer with 503 instead).
-        wait_until(lambda: len(os.listdir(f"/proc/{self.proxy.pid}/fd")) == fds + 1, what="accepted")
+        # read for a request to answer with 503 instead): the kernel socket of the proxy's side
+        # of this connection must be among the proxy's descriptors.
+        silent_port = silent.getsockname()[1]
+        wait_until(lambda: proxy_holds_connection(self.proxy.pid, self.proxy.port, silent_port),
+                   what="accepted")
         started = self.sigterm()
         self.assertTrue(reader.wait_closed(timeout=2), "idle keep-alive connection left open")
         self.assertTrue(harness.SocketReader(silent).wait_closed(timeout=2), "silent connection left open")
