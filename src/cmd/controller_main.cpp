@@ -14,6 +14,11 @@ int main(int argc, char** argv) {
   std::string log_level = "info";
 
   app.add_option("--routes", options.routes_dir, "Directory of route YAML files (watched)");
+  app.add_flag("--kubernetes", options.kubernetes, "Watch WebSocketRoute custom resources");
+  app.add_option("--kubeconfig", options.kubeconfig,
+                 "kubeconfig (default: in-cluster, $KUBECONFIG, ~/.kube/config)");
+  app.add_option("--namespace", options.kube_namespace,
+                 "With --kubernetes: only this namespace (default: all)");
   app.add_option("--grpc-listen", options.grpc_listen, "gRPC address HOST:PORT for proxies")
       ->capture_default_str();
   app.add_option("--admin", options.admin,
@@ -59,8 +64,8 @@ int main(int argc, char** argv) {
     if (!render_listen.empty()) render.render.listen = render_listen;
     return wsgate::controlplane::run_render_nginx(render);
   }
-  if (options.routes_dir.empty()) {
-    spdlog::error("--routes DIR is required");
+  if (options.routes_dir.empty() && !options.kubernetes) {
+    spdlog::error("--routes DIR or --kubernetes is required");
     return 2;
   }
   try {

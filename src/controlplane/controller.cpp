@@ -18,6 +18,7 @@
 #include "controlplane/stop_signals.hpp"
 #include "metrics/registry.hpp"
 #include "source/directory_watcher.hpp"
+#include "source/kubernetes_source.hpp"
 
 namespace wsgate::controlplane {
 namespace {
@@ -154,6 +155,8 @@ struct Controller::Impl {
   DiscoveryService service;
   std::unique_ptr<grpc::Server> server;
   std::unique_ptr<admin::AdminServer> admin;
+  // Declared before the watcher so the watcher (which feeds it the file routes) goes first.
+  std::unique_ptr<source::KubernetesSource> kube;
   std::unique_ptr<source::DirectoryWatcher> watcher;
   std::atomic<bool> stopping{false};
 };
@@ -168,24 +171,45 @@ int Controller::run() {
   StopSignals signals;
 
   // Routes first, so the first proxy to connect gets a snapshot at once.
-  c.watcher = std::make_unique<source::DirectoryWatcher>(
-      source::DirectoryWatcher::Options{c.options.routes_dir},
-      [&c](config::RouteTable table) { c.on_table(std::move(table)); },
-      [&c](const config::ConfigError& error) { c.on_error(error); });
-  if (!c.watcher->start()) {
-    spdlog::error("no valid routes in {} yet: proxies get a snapshot once they are fixed",
-                  c.options.routes_dir);
+  if (c.options.kubernetes) {
+    source::KubernetesSource::Options kube_options;
+    kube_options.kubeconfig = c.options.kubeconfig;
+    kube_options.namespace_ = c.options.kube_namespace;
+    c.kube = std::make_unique<source::KubernetesSource>(
+        std::move(kube_options), [&c](config::RouteTable table) { c.on_table(std::move(table)); },
+        [&c](const config::ConfigError& error) { c.on_error(error); });
+  }
+  if (!c.options.routes_dir.empty()) {
+    // With --kubernetes the files are merged into the custom resources' table.
+    c.watcher = std::make_unique<source::DirectoryWatcher>(
+        source::DirectoryWatcher::Options{c.options.routes_dir},
+        [&c](config::RouteTable table) {
+          if (c.kube) {
+            c.kube->set_base_table(std::move(table));
+          } else {
+            c.on_table(std::move(table));
+          }
+        },
+        [&c](const config::ConfigError& error) { c.on_error(error); });
+    if (!c.watcher->start()) {
+      spdlog::error("no valid routes in {} yet: proxies get a snapshot once they are fixed",
+                    c.options.routes_dir);
+    }
+  }
+  if (c.kube) {
+    if (auto error = c.kube->start()) throw std::runtime_error("--kubernetes: " + *error);
   }
   c.start_grpc();
   c.start_admin();
 
   const int signo = signals.wait([&c] {
     spdlog::info("SIGHUP: re-reading routes");
-    c.watcher->reload_now();
+    if (c.watcher) c.watcher->reload_now();
   });
   spdlog::info("{}: shutting down", signo == SIGTERM ? "SIGTERM" : "SIGINT");
   c.stopping = true;
-  c.watcher->stop();
+  if (c.watcher) c.watcher->stop();
+  if (c.kube) c.kube->stop();
   c.service.shut_down();
   c.server->Shutdown(std::chrono::system_clock::now() + kShutdownGrace);
   c.admin->stop();

@@ -10,7 +10,10 @@
 namespace wsgate::controlplane {
 
 struct ControllerOptions {
-  std::string routes_dir;                     // --routes
+  std::string routes_dir;      // --routes
+  bool kubernetes = false;     // --kubernetes: WebSocketRoute custom resources
+  std::string kubeconfig;      // --kubeconfig (default: in-cluster, $KUBECONFIG, ~/.kube/config)
+  std::string kube_namespace;  // --namespace (default: all namespaces)
   std::string grpc_listen = "0.0.0.0:18000";  // --grpc-listen
   std::string admin = "127.0.0.1:9902";       // --admin
   // --grpc-tls-cert/--grpc-tls-key: serve TLS; with --grpc-tls-ca also require and verify a
