@@ -12,6 +12,8 @@ int main(int argc, char** argv) {
   CLI::App app{"wsgate-proxy: WebSocket gateway data plane"};
   wsgate::proxy::ProxyServerOptions options;
   std::vector<std::string> listen;
+  std::vector<std::string> tls_cert_files;
+  std::vector<std::string> tls_key_files;
   std::string log_format = "text";
   std::string log_level = "info";
   int drain_seconds = 30;
@@ -25,6 +27,13 @@ int main(int argc, char** argv) {
   app.add_option("--node-id", options.node_id, "Node id reported to the control plane");
   app.add_option("--listen", listen, "HTTP listen address HOST:PORT (repeatable)")
       ->default_str("0.0.0.0:8080");
+  app.add_option("--tls-listen", options.tls_listen, "TLS listen address HOST:PORT (repeatable)");
+  app.add_option("--tls-cert", tls_cert_files,
+                 "PEM certificate (+ chain) for the TLS listeners; repeat with --tls-key, the "
+                 "first pair serves clients without SNI or with an unknown name; re-read when "
+                 "the file changes");
+  app.add_option("--tls-key", tls_key_files,
+                 "PEM private key of the --tls-cert at the same position");
   app.add_option("--admin", options.admin, "Admin address for /metrics /healthz /readyz /config")
       ->default_str("127.0.0.1:9901");
   app.add_option("--drain-seconds", drain_seconds, "Drain time on SIGTERM")
@@ -51,6 +60,22 @@ int main(int argc, char** argv) {
   if (options.routes_dir.empty() && options.control_plane.empty()) {
     spdlog::error("one of --routes DIR or --control-plane HOST:PORT is required");
     return 2;
+  }
+  if (tls_cert_files.size() != tls_key_files.size()) {
+    spdlog::error("--tls-cert and --tls-key come in pairs: {} certificates, {} keys",
+                  tls_cert_files.size(), tls_key_files.size());
+    return 2;
+  }
+  if (!options.tls_listen.empty() && tls_cert_files.empty()) {
+    spdlog::error("--tls-listen needs at least one --tls-cert/--tls-key pair");
+    return 2;
+  }
+  if (options.tls_listen.empty() && !tls_cert_files.empty()) {
+    spdlog::error("--tls-cert/--tls-key given without --tls-listen");
+    return 2;
+  }
+  for (std::size_t i = 0; i < tls_cert_files.size(); ++i) {
+    options.tls_certs.push_back({tls_cert_files[i], tls_key_files[i]});
   }
   options.listen = listen.empty() ? std::vector<std::string>{"0.0.0.0:8080"} : listen;
   options.drain = std::chrono::seconds(drain_seconds);

@@ -18,6 +18,8 @@
 #include "proxy/proxy_context.hpp"
 #include "proxy/snapshot.hpp"
 #include "proxy/tls.hpp"
+#include "proxy/tls_accept.hpp"
+#include "proxy/tls_server.hpp"
 #include "proxy/worker.hpp"
 #include "source/directory_watcher.hpp"
 
@@ -87,6 +89,21 @@ struct ProxyServer::Impl {
             start_http_session(context, worker, Stream(std::move(socket)));
           }));
     }
+    if (!options.tls_listen.empty()) {
+      std::vector<CertFiles> pairs;
+      for (const auto& pair : options.tls_certs) pairs.push_back({pair.cert_file, pair.key_file});
+      server_tls = std::make_unique<ServerTls>(std::move(pairs));
+      server_tls->start_watching(std::chrono::seconds(1));
+      for (const auto reason : kTlsHandshakeErrorReasons) {
+        metrics.tls_handshake_errors.with({std::string(reason)});
+      }
+    }
+    for (const auto& address : options.tls_listen) {
+      listeners.push_back(std::make_unique<Listener>(
+          "https", address, raw, [this](Worker& worker, tcp::socket socket) {
+            start_tls_session(context, worker, *server_tls, std::move(socket));
+          }));
+    }
     for (auto& listener : listeners) listener->start();
     listening = true;
   }
@@ -133,6 +150,7 @@ struct ProxyServer::Impl {
   metrics::Registry registry;
   ProxyMetrics metrics;
   UpstreamTls upstream_tls;
+  std::unique_ptr<ServerTls> server_tls;  // TLS listeners' certificates (before the workers)
   ProxyContext context;
   SnapshotBuilder builder;
   std::vector<std::unique_ptr<Worker>> workers;
@@ -217,6 +235,7 @@ int ProxyServer::run() {
       if (signo == SIGHUP) {
         spdlog::info("SIGHUP: re-reading routes");
         if (s.watcher) s.watcher->reload_now();
+        if (s.server_tls) s.server_tls->reload_changed();
         wait_signal();
         return;
       }

@@ -1,15 +1,16 @@
 #include "proxy/stream.hpp"
 
-#include <openssl/ssl.h>
-
 namespace wsgate::proxy {
 
 bool Stream::has_buffered_input() const {
-  return tls_ &&
-         SSL_pending(const_cast<asio::ssl::stream<tcp::socket>&>(*tls_).native_handle()) > 0;
+  return tls_ && tls_->has_buffered_input();
 }
 
 void Stream::shutdown_send() {
+  if (tls_) {
+    tls_->shutdown_send();
+    return;
+  }
   boost::system::error_code ignored;
   socket().shutdown(tcp::socket::shutdown_send, ignored);
 }

@@ -3,10 +3,11 @@
 // Beast's HTTP algorithms are written once. Models Asio's AsyncReadStream/AsyncWriteStream.
 
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/ssl/stream.hpp>
 
 #include <memory>
 #include <utility>
+
+#include "proxy/tls_stream.hpp"
 
 namespace wsgate::proxy {
 
@@ -19,14 +20,13 @@ class Stream {
 
   explicit Stream(tcp::socket socket) : tcp_(std::move(socket)) {}
   // Wraps the socket in TLS (the handshake is the caller's next step).
-  Stream(tcp::socket socket, asio::ssl::context& ctx)
-      : tcp_(socket.get_executor()),
-        tls_(std::make_unique<asio::ssl::stream<tcp::socket>>(std::move(socket), ctx)) {}
+  Stream(tcp::socket socket, SSL_CTX* ctx)
+      : tcp_(socket.get_executor()), tls_(std::make_unique<TlsStream>(std::move(socket), ctx)) {}
 
   executor_type get_executor() { return tcp_.get_executor(); }
   tcp::socket& socket() { return tls_ ? tls_->next_layer() : tcp_; }
   bool is_tls() const { return tls_ != nullptr; }
-  asio::ssl::stream<tcp::socket>* tls() { return tls_.get(); }
+  TlsStream* tls() { return tls_.get(); }
 
   template <typename MutableBuffers, typename Token>
   auto async_read_some(const MutableBuffers& buffers, Token&& token) {
@@ -43,14 +43,14 @@ class Stream {
   // True when bytes are already decrypted and waiting: a readiness wait would miss them.
   bool has_buffered_input() const;
 
-  // Stops sending (TCP FIN); for TLS the close_notify is the caller's business.
+  // Stops sending: TCP FIN, after a close_notify for TLS (sent only if it fits right now).
   void shutdown_send();
   // Closes the socket now; pending operations complete with operation_aborted.
   void close();
 
  private:
   tcp::socket tcp_;
-  std::unique_ptr<asio::ssl::stream<tcp::socket>> tls_;
+  std::unique_ptr<TlsStream> tls_;
 };
 
 }  // namespace wsgate::proxy

@@ -1,6 +1,6 @@
 #include "proxy/tls.hpp"
 
-#include <openssl/ssl.h>
+#include <openssl/err.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 #include <boost/asio/as_tuple.hpp>
@@ -8,30 +8,25 @@
 
 namespace wsgate::proxy {
 
-std::shared_ptr<asio::ssl::context> UpstreamTls::context_for(const std::string& ca_file,
-                                                             std::string& error) {
+std::shared_ptr<SSL_CTX> UpstreamTls::context_for(const std::string& ca_file, std::string& error) {
   std::lock_guard lock(mutex_);
-  auto& slot = contexts_[ca_file];
-  if (slot) return slot;
-  auto context = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_client);
-  SSL_CTX_set_min_proto_version(context->native_handle(), TLS1_2_VERSION);
-  boost::system::error_code ec;
-  if (ca_file.empty()) {
-    context->set_default_verify_paths(ec);
-  } else {
-    context->load_verify_file(ca_file, ec);
-  }
-  if (ec) {
-    contexts_.erase(ca_file);
+  if (auto found = contexts_.find(ca_file); found != contexts_.end()) return found->second;
+  auto context = new_tls_context(TLS_client_method(), error);
+  if (!context) return nullptr;
+  SSL_CTX* raw = context.get();
+  ERR_clear_error();
+  const int loaded = ca_file.empty() ? SSL_CTX_set_default_verify_paths(raw)
+                                     : SSL_CTX_load_verify_locations(raw, ca_file.c_str(), nullptr);
+  if (loaded != 1) {
     error = "cannot load CA " + (ca_file.empty() ? std::string("system store") : ca_file) + ": " +
-            ec.message();
+            openssl_error_text();
     return nullptr;
   }
-  context->set_verify_mode(asio::ssl::verify_peer);
+  SSL_CTX_set_verify(raw, SSL_VERIFY_PEER, nullptr);
   static const unsigned char kAlpn[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
-  SSL_CTX_set_alpn_protos(context->native_handle(), kAlpn, sizeof kAlpn);
-  slot = context;
-  return slot;
+  SSL_CTX_set_alpn_protos(raw, kAlpn, sizeof kAlpn);
+  contexts_.emplace(ca_file, context);
+  return context;
 }
 
 asio::awaitable<std::unique_ptr<Stream>> connect_tls_upstream(ProxyContext& ctx, tcp::socket socket,
@@ -42,23 +37,32 @@ asio::awaitable<std::unique_ptr<Stream>> connect_tls_upstream(ProxyContext& ctx,
     error = "upstream TLS is not configured";
     co_return nullptr;
   }
-  auto context = ctx.upstream_tls->context_for(backend.ca_file, error);
+  const auto context = ctx.upstream_tls->context_for(backend.ca_file, error);
   if (!context) co_return nullptr;
-  // The context must outlive the stream: a CA file's context is kept for the process life.
-  auto stream = std::make_unique<Stream>(std::move(socket), *context);
+  // The SSL object holds its own reference to the context.
+  auto stream = std::make_unique<Stream>(std::move(socket), context.get());
   SSL* ssl = stream->tls()->native_handle();
+  if (ssl == nullptr) {
+    error = "cannot create a TLS connection";
+    co_return nullptr;
+  }
   const std::string& name = backend.server_name.empty() ? backend.host : backend.server_name;
-  // SNI only for names, never for IP literals (RFC 6066 §3).
-  boost::system::error_code ec;
-  asio::ip::make_address(name, ec);
-  if (ec) SSL_set_tlsext_host_name(ssl, name.c_str());
-  SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-  if (!SSL_set1_host(ssl, name.c_str())) {
-    error = "invalid server name " + name;
+  boost::system::error_code not_ip;
+  asio::ip::make_address(name, not_ip);
+  if (not_ip) {
+    // SNI only for names, never for IP literals (RFC 6066 §3).
+    SSL_set_tlsext_host_name(ssl, name.c_str());
+    SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+    if (SSL_set1_host(ssl, name.c_str()) != 1) {
+      error = "invalid server name " + name;
+      co_return nullptr;
+    }
+  } else if (X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), name.c_str()) != 1) {
+    error = "invalid server address " + name;
     co_return nullptr;
   }
   deadline.on_expiry([s = stream.get()] { s->close(); });
-  auto [hs_ec] = co_await stream->tls()->async_handshake(asio::ssl::stream_base::client,
+  auto [hs_ec] = co_await stream->tls()->async_handshake(TlsStream::Role::kClient,
                                                          asio::as_tuple(asio::use_awaitable));
   deadline.on_expiry(nullptr);
   if (hs_ec) {
@@ -66,8 +70,8 @@ asio::awaitable<std::unique_ptr<Stream>> connect_tls_upstream(ProxyContext& ctx,
     if (deadline.expired()) {
       error = "TLS handshake timed out";
     } else if (verify != X509_V_OK) {
-      error =
-          std::string("certificate verification failed: ") + X509_verify_cert_error_string(verify);
+      error = std::string("certificate verification failed (") + name +
+              "): " + X509_verify_cert_error_string(verify);
     } else {
       error = "TLS handshake failed: " + hs_ec.message();
     }

@@ -2,8 +2,8 @@
 // TLS towards backends (routes with tls: true): one client context per CA file, SNI set to the
 // backend's name, certificate chain and host name verified; failures become 502s with a reason.
 
+#include <openssl/ssl.h>
 #include <boost/asio/awaitable.hpp>
-#include <boost/asio/ssl/context.hpp>
 
 #include <map>
 #include <memory>
@@ -20,12 +20,13 @@ namespace wsgate::proxy {
 class UpstreamTls {
  public:
   // The client context verifying against `ca_file` ("" = the system trust store). Contexts are
-  // created on first use and kept; nullptr with `error` set when the CA file cannot be loaded.
-  std::shared_ptr<asio::ssl::context> context_for(const std::string& ca_file, std::string& error);
+  // created on first use and kept; nullptr with `error` set when the CA file cannot be loaded
+  // (not kept: the next connection tries again, so a CA file that appears later is used).
+  std::shared_ptr<SSL_CTX> context_for(const std::string& ca_file, std::string& error);
 
  private:
   std::mutex mutex_;
-  std::map<std::string, std::shared_ptr<asio::ssl::context>> contexts_;
+  std::map<std::string, std::shared_ptr<SSL_CTX>> contexts_;
 };
 
 // Wraps a connected socket in TLS and completes the handshake with `backend`. Returns null

@@ -1,0 +1,161 @@
+#pragma once
+// A TLS connection driven directly on its socket: OpenSSL reads and writes the descriptor and
+// Asio only reports readiness. asio::ssl::stream keeps four 17 KiB staging buffers per
+// connection; here an idle connection holds just the SSL object, because OpenSSL's own record
+// buffers are freed whenever they are empty (SSL_MODE_RELEASE_BUFFERS, set on every SSL).
+
+#include <openssl/ssl.h>
+#include <boost/asio/buffer.hpp>
+#include <boost/asio/compose.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+namespace wsgate::proxy {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+
+// The calling thread's OpenSSL error queue as one line ("a; b"), and the queue cleared.
+std::string openssl_error_text();
+
+// A context with what both directions share: TLS 1.2 minimum, OpenSSL's default ciphers,
+// record buffers released while empty. Null with `error` set if OpenSSL cannot make one.
+std::shared_ptr<SSL_CTX> new_tls_context(const SSL_METHOD* method, std::string& error);
+
+class TlsStream {
+ public:
+  enum class Role { kClient, kServer };
+
+  // Takes the socket and makes an SSL object from `ctx`. OpenSSL holds a reference to the
+  // context, so a context replaced by a certificate rotation lives until its last connection.
+  TlsStream(tcp::socket socket, SSL_CTX* ctx);
+  ~TlsStream();
+  TlsStream(const TlsStream&) = delete;
+  TlsStream& operator=(const TlsStream&) = delete;
+
+  tcp::socket& next_layer() { return socket_; }
+  SSL* native_handle() { return ssl_.get(); }
+
+  // Bytes of a record already taken off the socket: a readiness wait would not see them.
+  bool has_buffered_input() const;
+  // Raw bytes read from the socket so far (tells a silent TCP probe from a failed handshake).
+  std::uint64_t bytes_received() const { return bytes_received_; }
+  // close_notify if it fits in the socket buffer right now (never waits), then TCP FIN.
+  void shutdown_send();
+
+  // Completion signature void(error_code).
+  template <typename Token>
+  auto async_handshake(Role role, Token&& token) {
+    if (ssl_) {
+      role == Role::kServer ? SSL_set_accept_state(ssl_.get()) : SSL_set_connect_state(ssl_.get());
+    }
+    return asio::async_compose<Token, void(boost::system::error_code)>(
+        Op<false>{*this, Kind::kHandshake, nullptr, 0}, token, socket_);
+  }
+
+  // Completion signature void(error_code, std::size_t). Reads into the first non-empty buffer.
+  // Peer's close_notify -> asio::error::eof; TCP end without it -> ssl::error::stream_truncated.
+  template <typename MutableBuffers, typename Token>
+  auto async_read_some(const MutableBuffers& buffers, Token&& token) {
+    const asio::mutable_buffer first = first_buffer<asio::mutable_buffer>(buffers);
+    return asio::async_compose<Token, void(boost::system::error_code, std::size_t)>(
+        Op<true>{*this, Kind::kRead, first.data(), first.size()}, token, socket_);
+  }
+
+  // Writes (part of) the first non-empty buffer; at most one TLS record per call.
+  template <typename ConstBuffers, typename Token>
+  auto async_write_some(const ConstBuffers& buffers, Token&& token) {
+    const asio::const_buffer first = first_buffer<asio::const_buffer>(buffers);
+    return asio::async_compose<Token, void(boost::system::error_code, std::size_t)>(
+        Op<true>{*this, Kind::kWrite, const_cast<void*>(first.data()), first.size()}, token,
+        socket_);
+  }
+
+ private:
+  enum class Kind { kHandshake, kRead, kWrite };
+
+  // One non-blocking OpenSSL call: finished (with bytes or an error), or the readiness to await.
+  struct Attempt {
+    enum class Next { kDone, kWaitRead, kWaitWrite } next = Next::kDone;
+    boost::system::error_code ec;
+    std::size_t bytes = 0;
+  };
+  Attempt attempt(Kind kind, void* data, std::size_t size);
+
+  // The asynchronous loop shared by handshake, read and write: attempt, else wait for the
+  // readiness OpenSSL asked for and attempt again. Several may be pending at once (one read
+  // and one write, as a tunnel does); each only ever waits on the socket.
+  template <bool kWithBytes>
+  struct Op {
+    TlsStream& stream;
+    Kind kind;
+    void* data;
+    std::size_t size;
+    bool waited = false;
+    bool posted = false;
+    Attempt result{};
+
+    template <typename Self>
+    void operator()(Self& self, boost::system::error_code wait_ec = {}) {
+      if (!posted) {
+        if (wait_ec) {
+          result = Attempt{};
+          result.ec = wait_ec;
+        } else {
+          result = stream.attempt(kind, data, size);
+          if (result.next != Attempt::Next::kDone) {
+            waited = true;
+            const auto what = result.next == Attempt::Next::kWaitRead ? tcp::socket::wait_read
+                                                                      : tcp::socket::wait_write;
+            stream.socket_.async_wait(what, std::move(self));
+            return;
+          }
+        }
+        if (!waited) {
+          // Finished inside the initiating call: the handler must still run later.
+          posted = true;
+          asio::post(stream.socket_.get_executor(), std::move(self));
+          return;
+        }
+      }
+      if constexpr (kWithBytes) {
+        self.complete(result.ec, result.bytes);
+      } else {
+        self.complete(result.ec);
+      }
+    }
+  };
+
+  template <typename Buffer, typename Buffers>
+  static Buffer first_buffer(const Buffers& buffers) {
+    for (auto it = asio::buffer_sequence_begin(buffers); it != asio::buffer_sequence_end(buffers);
+         ++it) {
+      Buffer buffer(*it);
+      if (buffer.size() > 0) return buffer;
+    }
+    return Buffer();
+  }
+
+  static BIO_METHOD* bio_method();
+  static int bio_read(BIO* bio, char* data, int size);
+  static int bio_write(BIO* bio, const char* data, int size);
+  static long bio_ctrl(BIO* bio, int command, long number, void* pointer);
+
+  struct SslFree {
+    void operator()(SSL* ssl) const { SSL_free(ssl); }
+  };
+
+  tcp::socket socket_;
+  std::unique_ptr<SSL, SslFree> ssl_;
+  int last_errno_ = 0;   // errno of the last failed socket call made by OpenSSL
+  bool failed_ = false;  // a fatal TLS error happened: no close_notify may follow
+  bool eof_ = false;     // the peer closed its side of the TCP connection
+  std::uint64_t bytes_received_ = 0;
+};
+
+}  // namespace wsgate::proxy
