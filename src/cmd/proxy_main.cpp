@@ -25,6 +25,11 @@ int main(int argc, char** argv) {
   auto* control_plane = app.add_option("--control-plane", options.control_plane,
                                        "wsgate-controller gRPC address HOST:PORT");
   app.add_option("--node-id", options.node_id, "Node id reported to the control plane");
+  app.add_option("--grpc-tls-cert", options.grpc_tls_cert,
+                 "Client certificate for mutual TLS to the control plane");
+  app.add_option("--grpc-tls-key", options.grpc_tls_key, "Private key of --grpc-tls-cert");
+  app.add_option("--grpc-tls-ca", options.grpc_tls_ca,
+                 "CA that signed the controller's certificate (enables TLS)");
   app.add_option("--listen", listen, "HTTP listen address HOST:PORT (repeatable)")
       ->default_str("0.0.0.0:8080");
   app.add_option("--tls-listen", options.tls_listen, "TLS listen address HOST:PORT (repeatable)");

@@ -210,6 +210,9 @@ int ProxyServer::run() {
     DiscoveryClientOptions cp;
     cp.target = s.options.control_plane;
     cp.node_id = s.options.node_id;
+    cp.tls_cert = s.options.grpc_tls_cert;
+    cp.tls_key = s.options.grpc_tls_key;
+    cp.tls_ca = s.options.grpc_tls_ca;
     cp.node_address = listen_addresses(s.options.listen, ports);
     // A snapshot is applied like a file update, but a CA bundle missing on this node NACKs it.
     s.discovery = std::make_unique<DiscoveryClient>(

@@ -19,6 +19,11 @@ struct ProxyServerOptions {
   std::string routes_dir;               // --routes
   std::string control_plane;            // --control-plane HOST:PORT
   std::string node_id;                  // --node-id
+  // --grpc-tls-cert/--grpc-tls-key: client certificate for mutual TLS; --grpc-tls-ca: trust for
+  // the controller's certificate (any of them set = TLS on the control-plane channel).
+  std::string grpc_tls_cert;
+  std::string grpc_tls_key;
+  std::string grpc_tls_ca;
   std::vector<std::string> listen;      // --listen (repeatable)
   std::vector<std::string> tls_listen;  // --tls-listen (repeatable)
   std::vector<TlsCertPair> tls_certs;   // --tls-cert/--tls-key pairs
