@@ -3,10 +3,34 @@
 #include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
 
+#include <sys/resource.h>
+
 #include <thread>
 
 #include "common/log.hpp"
 #include "proxy/proxy_server.hpp"
+
+namespace {
+
+// Each proxied connection holds two descriptors (client and backend): lift the soft limit to
+// the hard one, as nginx's worker_rlimit_nofile or Go's runtime do, and say so when even that
+// cannot hold --max-connections.
+void raise_open_file_limit(std::size_t max_connections) {
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) return;
+  if (limit.rlim_cur < limit.rlim_max) {
+    rlimit raised = limit;
+    raised.rlim_cur = limit.rlim_max;
+    if (::setrlimit(RLIMIT_NOFILE, &raised) == 0) limit = raised;
+  }
+  const std::size_t needed = 2 * max_connections;
+  if (max_connections > 0 && limit.rlim_cur < needed) {
+    spdlog::warn("open file limit {} may not hold --max-connections {} (2 descriptors each)",
+                 static_cast<unsigned long long>(limit.rlim_cur), max_connections);
+  }
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"wsgate-proxy: WebSocket gateway data plane"};
@@ -50,6 +74,14 @@ int main(int argc, char** argv) {
                  "Time a client has to send complete request headers")
       ->check(CLI::Range(100, 600000))
       ->default_str("10000");
+  app.add_option("--max-connections", options.max_connections,
+                 "Open client connections at most, over all workers; past it a new connection "
+                 "gets 503 and is closed (0 = unlimited)")
+      ->default_str("10000");
+  app.add_option("--max-tunnels-per-client", options.max_tunnels_per_client,
+                 "Open tunnels per client IP address at most; past it the handshake gets 503 "
+                 "(0 = unlimited)")
+      ->default_str("0");
   app.add_option("--log-format", log_format, "text or json")
       ->check(CLI::IsMember({"text", "json"}))
       ->default_str("text");
@@ -86,6 +118,7 @@ int main(int argc, char** argv) {
   options.drain = std::chrono::seconds(drain_seconds);
   options.workers = workers;
   options.client_header_timeout = std::chrono::milliseconds(header_timeout_ms);
+  raise_open_file_limit(options.max_connections);
   try {
     wsgate::proxy::ProxyServer server(std::move(options));
     return server.run();

@@ -30,8 +30,18 @@ bool header_has_token(std::string_view value, std::string_view token);
 bool wants_websocket(const RequestHeader& req);
 
 // Framing problems that make any request unsafe to forward (smuggling): Content-Length with
-// Transfer-Encoding, conflicting Content-Length values, a Transfer-Encoding other than chunked.
+// Transfer-Encoding, repeated Content-Length (even with equal values) or one that is not a
+// plain number, a Transfer-Encoding other than chunked or in HTTP/1.0, several Host headers,
+// a Host with characters that do not belong in one. (Beast's parser already refuses bad bytes
+// in field names and values, CL+TE it frames by, and different Content-Length values.)
 Rejection check_framing(const RequestHeader& req);
+
+// The request target as a gateway takes it (RFC 9112 §3.2): origin-form ("/path") passes;
+// absolute-form ("http://authority/path") is rewritten to origin-form with the authority as
+// Host (§3.2.2: the target's authority wins), so routing and the backend only ever see a
+// path and the route's own backends; CONNECT gets 405; "*" passes only with OPTIONS; anything
+// else gets 400. Never forwards anywhere the route table does not name (no open proxy).
+Rejection normalize_target(RequestHeader& req);
 
 // RFC 6455 handshake rules: 400 for a broken handshake, 426 for a version other than 13.
 Rejection check_upgrade(const RequestHeader& req);

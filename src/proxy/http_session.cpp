@@ -20,6 +20,7 @@
 
 #include "proxy/handshake.hpp"
 #include "proxy/http_forward.hpp"
+#include "proxy/reliability.hpp"
 #include "proxy/responses.hpp"
 #include "proxy/upgrade_session.hpp"
 
@@ -58,6 +59,29 @@ std::string malformed_reason(const boost::system::error_code& ec, const HeaderPa
   return "malformed HTTP request: " + ec.message();
 }
 
+// Over --max-connections: a short 503, then a lingering close (a moment of reading and dropping
+// what the client sends) so that a request still unread does not turn the close into a reset
+// that destroys the answer. The connection is never routed.
+asio::awaitable<void> refuse_connection(std::shared_ptr<Stream> stream) {
+  static const std::string kResponse =
+      make_error_response(503, "too many connections", false, ExtraHeaders{{"Retry-After", "1"}});
+  auto [wec, wn] = co_await asio::async_write(*stream, asio::buffer(kResponse), kTuple);
+  if (!wec) {
+    stream->shutdown_send();
+    asio::steady_timer linger(stream->get_executor(), std::chrono::seconds(1));
+    linger.async_wait([stream](const boost::system::error_code& ec) {
+      if (!ec) stream->close();
+    });
+    char sink[4096];
+    for (int i = 0; i < 64; ++i) {
+      auto [rec, rn] = co_await stream->async_read_some(asio::buffer(sink), kTuple);
+      if (rec) break;
+    }
+    linger.cancel();
+  }
+  stream->close();
+}
+
 class HttpSession final : public Drainable, public std::enable_shared_from_this<HttpSession> {
  public:
   HttpSession(ProxyContext& ctx, Worker& worker, Stream stream)
@@ -69,6 +93,7 @@ class HttpSession final : public Drainable, public std::enable_shared_from_this<
 
   ~HttpSession() override {
     if (tracked_) worker_.untrack(this);
+    ctx_.admission.close_connection();  // start_http_session counted this connection
   }
 
   void start() {
@@ -113,7 +138,7 @@ class HttpSession final : public Drainable, public std::enable_shared_from_this<
           });
       waiting_for_request_ = buffer_.size() == 0;
       if (worker_.draining() && waiting_for_request_ && requests_served_ > 0) co_return;
-      auto [ec, n] = co_await http::async_read_header(stream_, buffer_, *parser, kTuple);
+      auto [ec, folded] = co_await read_header(*parser);
       waiting_for_request_ = false;
       ++header_generation_;
       header_timer_.cancel();
@@ -121,9 +146,46 @@ class HttpSession final : public Drainable, public std::enable_shared_from_this<
         co_await on_read_error(ec, header_timed_out_, *parser);
         co_return;
       }
+      if (folded) {
+        co_await reject(400, "obsolete line folding in request headers", "",
+                        wants_websocket(parser->get().base()));
+        co_return;
+      }
       ++requests_served_;
       const auto started = std::chrono::steady_clock::now();
       if (!co_await handle(std::move(parser), started)) co_return;
+    }
+  }
+
+  // http::async_read_header, with the raw header bytes passing through here: Beast unfolds
+  // obs-fold (a field value continued on a line starting with a space) silently, which RFC 9112
+  // §5.2 allows, but a proxy in front of other parsers is safer refusing it, as nginx does.
+  // Returns the error and whether a fold was seen.
+  asio::awaitable<std::tuple<boost::system::error_code, bool>> read_header(HeaderParser& parser) {
+    bool folded = false;
+    bool after_newline = false;  // the last header byte consumed was '\n'
+    for (;;) {
+      if (buffer_.size() > 0) {
+        boost::system::error_code ec;
+        const std::size_t used = parser.put(buffer_.data(), ec);
+        const auto* bytes = static_cast<const char*>(buffer_.data().data());
+        for (std::size_t i = 0; i < used; ++i) {
+          if (after_newline && (bytes[i] == ' ' || bytes[i] == '\t')) folded = true;
+          after_newline = bytes[i] == '\n';
+        }
+        buffer_.consume(used);
+        if (ec != http::error::need_more) {
+          if (ec || parser.is_header_done()) co_return std::make_tuple(ec, folded);
+          if (used > 0) continue;  // a structured element parsed: try the rest of the buffer
+        }
+      }
+      auto [ec, n] = co_await stream_.async_read_some(buffer_.prepare(8192), kTuple);
+      if (ec == asio::error::eof) {
+        ec = parser.got_some() || buffer_.size() > 0 ? http::error::partial_message
+                                                     : http::error::end_of_stream;
+      }
+      if (ec) co_return std::make_tuple(ec, folded);
+      buffer_.commit(n);
     }
   }
 
@@ -155,6 +217,15 @@ class HttpSession final : public Drainable, public std::enable_shared_from_this<
   asio::awaitable<bool> handle(std::unique_ptr<HeaderParser> parser,
                                std::chrono::steady_clock::time_point started) {
     RequestHeader& req = parser->get().base();
+    // Absolute-form targets become origin-form before routing; CONNECT and the other forms
+    // never reach a backend (no open proxy).
+    if (auto bad = normalize_target(req)) {
+      ExtraHeaders extra;
+      if (bad.status == 405)
+        extra.emplace_back("Allow", "GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS");
+      co_await reject(bad.status, bad.reason, "", wants_websocket(req), extra);
+      co_return false;
+    }
     const bool websocket = wants_websocket(req);
     const SnapshotPtr snapshot = worker_.snapshot();  // pinned for this request
     Snapshot::RouteEntry* entry = nullptr;
@@ -210,6 +281,24 @@ class HttpSession final : public Drainable, public std::enable_shared_from_this<
       co_await reject(429, "handshake rate limit of the route exceeded", route_id, true, extra);
       co_return false;
     }
+    // Held until the tunnel ends (run_upgrade returns when it does).
+    struct ClientTunnelSlot {
+      AdmissionLimits* limits = nullptr;
+      std::string client;
+      ~ClientTunnelSlot() {
+        if (limits != nullptr) limits->release_client_tunnel(client);
+      }
+    } client_slot;
+    if (ctx_.options.max_tunnels_per_client > 0) {
+      if (!ctx_.admission.try_reserve_client_tunnel(client_address_,
+                                                    ctx_.options.max_tunnels_per_client)) {
+        const ExtraHeaders extra{{"Retry-After", "1"}};
+        co_await reject(503, "too many tunnels from this client address", route_id, true, extra);
+        co_return false;
+      }
+      client_slot.limits = &ctx_.admission;
+      client_slot.client = client_address_;
+    }
     if (!reserve_tunnel(*entry)) {
       const ExtraHeaders extra{{"Retry-After", "1"}};
       co_await reject(503, "the route's tunnel limit is reached", route_id, true, extra);
@@ -230,17 +319,7 @@ class HttpSession final : public Drainable, public std::enable_shared_from_this<
   }
 
   static bool reserve_tunnel(Snapshot::RouteEntry& entry) {
-    const std::uint32_t limit = entry.route->max_tunnels;
-    auto& tunnels = entry.runtime->tunnels;
-    if (limit == 0) {
-      tunnels.fetch_add(1, std::memory_order_relaxed);
-      return true;
-    }
-    std::uint32_t current = tunnels.load(std::memory_order_relaxed);
-    do {
-      if (current >= limit) return false;
-    } while (!tunnels.compare_exchange_weak(current, current + 1, std::memory_order_relaxed));
-    return true;
+    return increment_within(entry.runtime->tunnels, entry.route->max_tunnels);
   }
 
   void count(const std::string& route, int status, bool websocket) {
@@ -288,6 +367,14 @@ class HttpSession final : public Drainable, public std::enable_shared_from_this<
 }  // namespace
 
 void start_http_session(ProxyContext& ctx, Worker& worker, Stream stream) {
+  if (!ctx.admission.try_open_connection(ctx.options.max_connections)) {
+    ctx.metrics.connections_rejected.with({"max_connections"}).inc();
+    spdlog::debug("connection refused: --max-connections {} reached", ctx.options.max_connections);
+    asio::co_spawn(worker.io(), refuse_connection(std::make_shared<Stream>(std::move(stream))),
+                   asio::detached);
+    return;
+  }
+  // The session gives the connection back in its destructor.
   std::make_shared<HttpSession>(ctx, worker, std::move(stream))->start();
 }
 

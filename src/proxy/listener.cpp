@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include <stdexcept>
 #include <variant>
@@ -12,7 +13,8 @@
 namespace wsgate::proxy {
 
 struct Listener::Acceptor : std::enable_shared_from_this<Acceptor> {
-  Acceptor(Worker& w, OnAccept cb) : worker(w), acceptor(w.io()), on_accept(std::move(cb)) {}
+  Acceptor(Worker& w, OnAccept cb)
+      : worker(w), acceptor(w.io()), retry_timer(w.io()), on_accept(std::move(cb)) {}
 
   void accept() {
     acceptor.async_accept(
@@ -21,17 +23,23 @@ struct Listener::Acceptor : std::enable_shared_from_this<Acceptor> {
           if (!ec) {
             socket.set_option(tcp::no_delay(true), ec);
             self->on_accept(self->worker, std::move(socket));
+            self->accept();
           } else {
-            // EMFILE and friends: log and keep accepting; the kernel queue holds the client.
-            spdlog::warn("accept failed: {}", ec.message());
+            // EMFILE and friends: the kernel queue holds the client; retry after a pause, or
+            // the failing accept would spin this worker at full CPU.
+            spdlog::warn("accept failed: {}; retrying in 50 ms", ec.message());
+            self->retry_timer.expires_after(std::chrono::milliseconds(50));
+            self->retry_timer.async_wait([self](const boost::system::error_code& timer_ec) {
+              if (!timer_ec && self->acceptor.is_open()) self->accept();
+            });
           }
-          self->accept();
         });
   }
 
   Worker& worker;
   tcp::acceptor acceptor;
-  OnAccept on_accept;  // a copy: accept handlers may run after the Listener is gone
+  asio::steady_timer retry_timer;  // pause after a failed accept
+  OnAccept on_accept;              // a copy: accept handlers may run after the Listener is gone
 };
 
 Listener::Listener(std::string kind, const std::string& address, std::vector<Worker*> workers,

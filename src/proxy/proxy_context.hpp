@@ -8,6 +8,7 @@
 #include <memory>
 
 #include "proxy/proxy_metrics.hpp"
+#include "proxy/reliability.hpp"
 
 namespace wsgate::proxy {
 
@@ -18,6 +19,10 @@ struct ProxyOptions {
   std::size_t response_header_limit = 16 * 1024;
   // After the proxy has sent close frames, how long peers get to answer before the sockets go.
   std::chrono::milliseconds close_grace{std::chrono::seconds(5)};
+  // Open client connections over all workers (--max-connections); 0 = unlimited.
+  std::size_t max_connections = 10000;
+  // Open tunnels per client address (--max-tunnels-per-client); 0 = unlimited.
+  std::uint32_t max_tunnels_per_client = 0;
 };
 
 class UpstreamTls;  // tls.hpp: client-side TLS contexts per CA file
@@ -26,6 +31,7 @@ struct ProxyContext {
   ProxyOptions options;
   ProxyMetrics& metrics;
   UpstreamTls* upstream_tls = nullptr;
+  AdmissionLimits admission;  // counts against the two limits above
 };
 
 }  // namespace wsgate::proxy

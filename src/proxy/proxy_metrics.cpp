@@ -31,6 +31,12 @@ ProxyMetrics::ProxyMetrics(metrics::Registry& r)
           r.gauge("wsgate_config_info", "The route configuration version in force.", {"version"})),
       upstream_connect_errors(r.counter("wsgate_upstream_connect_errors_total",
                                         "Failed connection attempts to backends.",
-                                        {"route", "backend"})) {}
+                                        {"route", "backend"})),
+      tunnel_timeouts(r.counter("wsgate_tunnel_timeouts_total",
+                                "Tunnels the proxy closed with 1001 because of a timeout.",
+                                {"route", "reason"})),
+      connections_rejected(r.counter("wsgate_connections_rejected_total",
+                                     "Client connections closed at accept by an admission limit.",
+                                     {"reason"})) {}
 
 }  // namespace wsgate::proxy

@@ -22,6 +22,8 @@ struct ProxyMetrics {
   metrics::CounterFamily& config_updates;           // result
   metrics::GaugeFamily& config_info;                // version
   metrics::CounterFamily& upstream_connect_errors;  // route, backend (extra: which backend fails)
+  metrics::CounterFamily& tunnel_timeouts;          // route, reason = idle / lifetime / ping
+  metrics::CounterFamily& connections_rejected;     // reason = max_connections
 
   void count_handshake(const std::string& route, int code) {
     handshakes.with({route, std::to_string(code)}).inc();

@@ -29,9 +29,12 @@ struct ProxyServer::Impl {
   explicit Impl(ProxyServerOptions opts)
       : options(std::move(opts)),
         metrics(registry),
-        context{{}, metrics, &upstream_tls},
+        context{{}, metrics, &upstream_tls, {}},
         builder(metrics) {
     context.options.client_header_timeout = options.client_header_timeout;
+    context.options.max_connections = options.max_connections;
+    context.options.max_tunnels_per_client = options.max_tunnels_per_client;
+    metrics.connections_rejected.with({"max_connections"});  // the series exists from the start
     metrics::register_process_collector(registry);
   }
 

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -31,6 +32,8 @@ struct ProxyServerOptions {
   std::chrono::seconds drain{30};
   std::size_t workers = 1;
   std::chrono::milliseconds client_header_timeout{std::chrono::seconds(10)};
+  std::size_t max_connections = 10000;       // --max-connections; 0 = unlimited
+  std::uint32_t max_tunnels_per_client = 0;  // --max-tunnels-per-client; 0 = unlimited
 };
 
 class ProxyServer {

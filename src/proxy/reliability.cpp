@@ -1,0 +1,158 @@
+#include "proxy/reliability.hpp"
+
+#include <algorithm>
+#include <limits>
+
+namespace wsgate::proxy {
+namespace {
+
+// The frame in progress began before this read and its first bytes were already forwarded
+// (bytes sent with the handshake, or a limit applied mid-frame): it cannot be cut cleanly.
+constexpr std::ptrdiff_t kStartedEarlier = std::numeric_limits<std::ptrdiff_t>::min();
+// More header bytes than any frame has: "not enough bytes to know the header's size yet".
+constexpr std::size_t kUnknownHeader = HeldHeader::kMaxHeader + 1;
+
+}  // namespace
+
+std::size_t frame_header_size(std::uint8_t second) {
+  const std::uint8_t len7 = second & 0x7F;
+  const std::size_t extended = len7 == 126 ? 2 : (len7 == 127 ? 8 : 0);
+  return 2 + extended + ((second & 0x80) != 0 ? 4 : 0);
+}
+
+ForwardPlan plan_limited_forward(FrameTracker& tracker, std::span<const std::uint8_t> data,
+                                 const HeldHeader& held, std::uint64_t limit) {
+  const auto h = static_cast<std::ptrdiff_t>(held.size);
+  const auto n = static_cast<std::ptrdiff_t>(data.size());
+  // Byte i of the stream "held bytes, then data", counted from data[0] (negative = held).
+  const auto byte_at = [&](std::ptrdiff_t i) {
+    return i < 0 ? held.bytes[static_cast<std::size_t>(h + i)] : data[static_cast<std::size_t>(i)];
+  };
+
+  ForwardPlan plan;
+  plan.held_to_send = held.size;
+  plan.forward = data.size();
+  plan.hold_from = data.size();
+  plan.consumed = data.size();
+
+  std::ptrdiff_t frame_start = h > 0 ? -h : (tracker.at_boundary() ? 0 : kStartedEarlier);
+  bool header_pending = frame_start != kStartedEarlier;  // the current frame's header is unread
+  std::ptrdiff_t pos = 0;
+  while (pos < n) {
+    if (tracker.at_boundary()) {
+      frame_start = pos;
+      header_pending = true;
+    }
+    std::size_t step = 0;
+    if (header_pending) {
+      const std::ptrdiff_t have = n - frame_start;
+      const std::size_t need =
+          have >= 2 ? frame_header_size(byte_at(frame_start + 1)) : kUnknownHeader;
+      if (have < static_cast<std::ptrdiff_t>(need)) {
+        // Incomplete header: the tracker sees it now, the peer with the rest of it.
+        tracker.advance(data.subspan(static_cast<std::size_t>(pos)));
+        if (frame_start < 0) {
+          plan.held_to_send = 0;
+          plan.forward = 0;
+          plan.keep_held = held.size;
+          plan.hold_from = 0;
+        } else {
+          plan.forward = static_cast<std::size_t>(frame_start);
+          plan.hold_from = static_cast<std::size_t>(frame_start);
+        }
+        return plan;
+      }
+      // Exactly the header: its length is counted before any of its payload moves.
+      step = tracker.advance(data.subspan(
+          static_cast<std::size_t>(pos),
+          static_cast<std::size_t>(frame_start) + need - static_cast<std::size_t>(pos)));
+      header_pending = false;
+    } else {
+      step = tracker.advance(data.subspan(static_cast<std::size_t>(pos)), true);
+    }
+    pos += static_cast<std::ptrdiff_t>(step);
+    if (tracker.status() != FrameTracker::Status::kOk || step == 0) {
+      // A broken stream is the endpoints' to refuse: pass it on as the unlimited pump does.
+      return plan;
+    }
+    if (limit > 0 && tracker.current_message_bytes() > limit) {
+      plan.over_limit = true;
+      plan.consumed = static_cast<std::size_t>(pos);
+      plan.hold_from = data.size();
+      plan.keep_held = 0;
+      if (frame_start == kStartedEarlier) {
+        plan.clean_cut = false;
+        plan.held_to_send = 0;
+        plan.forward = 0;
+      } else if (frame_start < 0) {
+        plan.held_to_send = 0;  // the held bytes are the oversized frame's own header
+        plan.forward = 0;
+      } else {
+        plan.forward = static_cast<std::size_t>(frame_start);
+      }
+      return plan;
+    }
+  }
+  return plan;
+}
+
+void apply_plan(HeldHeader& held, const ForwardPlan& plan, std::span<const std::uint8_t> data) {
+  const auto tail = data.subspan(std::min(plan.hold_from, data.size()));
+  held.size = std::min(plan.keep_held, held.size);
+  const std::size_t room = held.bytes.size() - held.size;
+  const std::size_t take = std::min(room, tail.size());  // an incomplete header always fits
+  std::copy_n(tail.begin(), take, held.bytes.begin() + static_cast<std::ptrdiff_t>(held.size));
+  held.size += take;
+}
+
+PeerLiveness::Action PeerLiveness::on_tick(Clock::time_point now, Clock::time_point last_heard,
+                                           Clock::duration interval) {
+  if (outstanding_) {
+    if (last_heard < ping_sent_at_) {
+      return now - ping_sent_at_ >= interval / 2 ? Action::kDead : Action::kNone;
+    }
+    outstanding_ = false;
+  }
+  return now - last_heard >= interval ? Action::kPing : Action::kNone;
+}
+
+void PeerLiveness::on_ping_sent(Clock::time_point at) {
+  outstanding_ = true;
+  ping_sent_at_ = at;
+}
+
+bool AdmissionLimits::try_open_connection(std::size_t limit) {
+  return increment_within(connections_, limit);
+}
+
+void AdmissionLimits::close_connection() {
+  connections_.fetch_sub(1, std::memory_order_relaxed);
+}
+
+std::size_t AdmissionLimits::open_connections() const {
+  return connections_.load(std::memory_order_relaxed);
+}
+
+bool AdmissionLimits::try_reserve_client_tunnel(const std::string& client, std::uint32_t limit) {
+  if (limit == 0) return true;
+  std::lock_guard lock(mutex_);
+  auto& count = tunnels_by_client_[client];
+  if (count >= limit) return false;
+  ++count;
+  return true;
+}
+
+void AdmissionLimits::release_client_tunnel(const std::string& client) {
+  std::lock_guard lock(mutex_);
+  const auto it = tunnels_by_client_.find(client);
+  if (it == tunnels_by_client_.end()) return;
+  if (--it->second == 0) tunnels_by_client_.erase(it);  // the map holds active clients only
+}
+
+std::uint32_t AdmissionLimits::client_tunnels(const std::string& client) const {
+  std::lock_guard lock(mutex_);
+  const auto it = tunnels_by_client_.find(client);
+  return it == tunnels_by_client_.end() ? 0 : it->second;
+}
+
+}  // namespace wsgate::proxy
