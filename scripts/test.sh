@@ -44,7 +44,7 @@ step "AddressSanitizer + UBSan build (build-asan)"
 configure_and_build build-asan -DCMAKE_BUILD_TYPE=Debug -DWSGATE_SANITIZE=ON
 step "tests under ASan+UBSan (unit + integration)"
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1" UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
-if ! ctest --test-dir build-asan -j "$jobs" --output-on-failure -L "unit|integration" -LE "slow" ${CTEST_ARGS:-}; then
+if ! ctest --test-dir build-asan -j "$jobs" --output-on-failure -L "unit|integration|fuzz" -LE "slow" ${CTEST_ARGS:-}; then
   status=1
 fi
 unset ASAN_OPTIONS UBSAN_OPTIONS
@@ -52,7 +52,7 @@ unset ASAN_OPTIONS UBSAN_OPTIONS
 step "ThreadSanitizer build (build-tsan), unit tests"
 cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DWSGATE_TSAN=ON >/dev/null
 ninja -C build-tsan -j "$jobs" $(ninja -C build-tsan -t targets all | grep -o '^wsgate_[a-z]*_tests' | sort -u)
-if ! TSAN_OPTIONS="halt_on_error=1" ctest --test-dir build-tsan -j "$jobs" --output-on-failure -L unit ${CTEST_ARGS:-}; then
+if ! TSAN_OPTIONS="halt_on_error=1:suppressions=$repo/tests/tsan.supp" ctest --test-dir build-tsan -j "$jobs" --output-on-failure -L unit ${CTEST_ARGS:-}; then
   status=1
 fi
 

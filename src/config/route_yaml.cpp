@@ -1,6 +1,7 @@
 #include "config/route_yaml.hpp"
 
 #include <yaml-cpp/depthguard.h>
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -11,6 +12,7 @@
 #include <limits>
 #include <optional>
 #include <set>
+#include <sstream>
 
 #include "config/route_validate.hpp"
 
@@ -268,6 +270,49 @@ ConfigError yaml_error(std::string_view file, const YAML::Mark& mark, const std:
                      ", column " + std::to_string(mark.column + 1) + ": " + reason};
 }
 
+// Counts parse events without building nodes.
+class EventCounter final : public YAML::EventHandler {
+ public:
+  std::size_t events = 0;
+  void OnDocumentStart(const YAML::Mark&) override {}
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override { ++events; }
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override { ++events; }
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                const std::string&) override {
+    ++events;
+  }
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {
+    ++events;
+  }
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {
+    ++events;
+  }
+  void OnMapEnd() override {}
+};
+
+constexpr std::size_t kMaxDocumentsPerFile = 10000;
+
+// yaml-cpp 0.7's LoadAll never stops on some inputs (a lone ",": it keeps yielding documents
+// that produce no events and allocates until memory runs out). Walk the event stream first and
+// refuse such input, so a broken file is an error instead of taking the process down.
+std::optional<std::string> check_document_stream(const std::string& text) {
+  std::istringstream input(text);
+  YAML::Parser parser(input);
+  std::size_t documents = 0;
+  for (;;) {
+    EventCounter counter;
+    if (!parser.HandleNextDocument(counter)) return std::nullopt;
+    if (++documents > kMaxDocumentsPerFile) return "more than 10000 documents in one file";
+    if (counter.events == 0 && documents > 1) {
+      return "a document without content (stray characters between documents?)";
+    }
+  }
+}
+
 bool is_route_file_name(const std::string& name) {
   if (name.empty() || name.front() == '.') return false;
   return name.ends_with(".yaml") || name.ends_with(".yml");
@@ -279,7 +324,10 @@ std::variant<std::vector<Route>, ConfigError> parse_route_documents(std::string_
                                                                     std::string_view file) {
   std::vector<Route> routes;
   try {
-    const std::vector<YAML::Node> documents = YAML::LoadAll(std::string(text));
+    const std::string owned(text);
+    if (auto problem = check_document_stream(owned))
+      return ConfigError{std::string(file) + ": invalid YAML: " + *problem};
+    const std::vector<YAML::Node> documents = YAML::LoadAll(owned);
     for (std::size_t i = 0; i < documents.size(); ++i) {
       if (documents[i].IsNull()) continue;  // an empty document, or comments only
       auto route = read_document(documents[i], file, i + 1);

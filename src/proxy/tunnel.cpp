@@ -338,9 +338,10 @@ class Tunnel final : public Drainable {
     d.dst.shutdown_send();
     if (other(d).done || closing_) {
       finish();
-    } else if (d.tracker.close_seen()) {
-      // This peer sent its close frame and then its FIN: the WebSocket is over. The other
-      // peer gets the close grace to end its side, not forever (it may never send a FIN).
+    } else {
+      // A WebSocket peer ends TCP only after the close handshake (RFC 6455 §7.1.1); a FIN
+      // with or without its close frame means the WebSocket is over (a crashed backend sends
+      // no close frame). The other peer gets the close grace to end its side, not forever.
       arm_grace_timer();
     }
   }

@@ -478,3 +478,19 @@ INSTANTIATE_TEST_SUITE_P(
 
 }  // namespace
 }  // namespace wsgate::config
+
+namespace wsgate::config {
+namespace {
+
+// Found by the route_yaml fuzzer: yaml-cpp 0.7's LoadAll never returns on a lone "," (it keeps
+// yielding empty documents). It must be a bounded, clear error.
+TEST(RouteYamlHostileInput, StrayCommaIsAnErrorNotAnEndlessParse) {
+  for (const char* text : {",", ",\n,", "---\n,", "a: 1\n---\n,"}) {
+    auto result = parse_route_documents(text, "routes/bad.yaml");
+    ASSERT_TRUE(std::holds_alternative<ConfigError>(result)) << text;
+    EXPECT_NE(std::get<ConfigError>(result).message.find("routes/bad.yaml: "), std::string::npos);
+  }
+}
+
+}  // namespace
+}  // namespace wsgate::config
