@@ -5,12 +5,9 @@ Run: WSGATE_BIN_DIR=build/bin WSGATE_SOURCE_DIR=. /usr/bin/python3 tests/integra
 
 import json
 import os
-import shutil
 import signal
 import socket
-import subprocess
 import sys
-import tempfile
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -346,21 +343,9 @@ class EchoBackendTest(harness.HarnessTestCase):
         for path in ("/../README.md", "/%2e%2e/README.md", "/missing.html"):
             self.assertEqual(http_get(self.port, path).status, 404, path)
 
-    def test_demo_page_in_a_headless_browser(self):
-        chromium = shutil.which("chromium")
-        if chromium is None:
-            self.skipTest("chromium not installed (scripts/install-deps.sh test)")
-        profile = tempfile.mkdtemp(prefix="wsgate-chromium-")
-        self.addCleanup(shutil.rmtree, profile, True)
-        result = subprocess.run(
-            [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             f"--user-data-dir={profile}", "--virtual-time-budget=5000", "--dump-dom",
-             f"http://127.0.0.1:{self.port}/"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
-        dom = result.stdout.decode("utf-8", "replace")
-        self.assertIn('<div id="status">echo ok</div>', dom, result.stderr.decode("utf-8", "replace")[-2000:])
-        self.assertIn("hello from the demo page", dom)
+    # The page in a real browser is test_demo_browser.py (through the proxy, watched over the
+    # DevTools protocol): --dump-dom here raced the echo under load (virtual time does not wait
+    # for WebSocket messages).
 
     # -- robustness --------------------------------------------------------------------------
 
