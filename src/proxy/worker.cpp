@@ -5,6 +5,15 @@
 
 namespace wsgate::proxy {
 
+namespace {
+
+// Every socket of a worker is used by the worker's thread only (others post to it), so the
+// reactor's per-socket locks can go; scheduler and registration locking stay for those posts.
+// About 3% of a handshake's user-space instructions (callgrind).
+constexpr int kOneThreadPerSocket = BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO;
+
+}  // namespace
+
 BufferPool::~BufferPool() {
   for (char* p : free_) delete[] p;
 }
@@ -29,7 +38,9 @@ void BufferPool::release(char* p) {
 }
 
 Worker::Worker(std::size_t index)
-    : index_(index), io_(std::make_unique<asio::io_context>(1)), work_(io_->get_executor()) {}
+    : index_(index),
+      io_(std::make_unique<asio::io_context>(kOneThreadPerSocket)),
+      work_(io_->get_executor()) {}
 
 Worker::~Worker() {
   stop();
