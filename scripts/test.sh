@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, and runs every test: the normal build (unit, integration,
-# delivery, container image), then the AddressSanitizer+UBSan and ThreadSanitizer builds.
+# delivery), the AddressSanitizer+UBSan and ThreadSanitizer builds, bounded fuzzing, the chaos
+# soak, and the container image.
 # Usage: scripts/test.sh [--quick]   (--quick: normal build only, no sanitizers, no image)
 # Env: JOBS (default: cores), BUILD_DIR (default build), CTEST_ARGS (extra ctest arguments).
 set -euo pipefail
@@ -53,6 +54,18 @@ step "ThreadSanitizer build (build-tsan), unit tests"
 cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DWSGATE_TSAN=ON >/dev/null
 ninja -C build-tsan -j "$jobs" $(ninja -C build-tsan -t targets all | grep -o '^wsgate_[a-z]*_tests' | sort -u)
 if ! TSAN_OPTIONS="halt_on_error=1:suppressions=$repo/tests/tsan.supp" ctest --test-dir build-tsan -j "$jobs" --output-on-failure -L unit ${CTEST_ARGS:-}; then
+  status=1
+fi
+
+step "fuzzing: each libFuzzer target for a bounded time (clang, build-fuzz)"
+# A crash fails the step and leaves its input in tests/fuzz/regressions/ (replayed by ctest).
+if ! tests/fuzz/run_fuzzers.sh "${FUZZ_SECONDS:-30}"; then
+  status=1
+fi
+
+step "chaos soak (${SOAK_SECONDS:-60} s, 1000 tunnels)"
+if ! WSGATE_BIN_DIR="$build_dir/bin" WSGATE_SOURCE_DIR="$repo" \
+  /usr/bin/python3 tests/chaos/soak.py --seconds "${SOAK_SECONDS:-60}"; then
   status=1
 fi
 
