@@ -91,6 +91,7 @@ class Tunnel final : public Drainable {
     Clock::time_point last_read;  // bytes last came from src (ping liveness of src)
     PeerLiveness dst_liveness;    // proxy pings towards dst, and their answers
     bool ping_wanted = false;     // inject a ping into dst at the next frame boundary
+    bool flowing = false;         // the last read filled its buffer: read again without a wait
     const char* source_name() const { return to_backend ? "client" : "backend"; }
   };
 
@@ -103,6 +104,19 @@ class Tunnel final : public Drainable {
     if (data.empty()) return;
     d.tracker.advance(data);
     note_close_frame(d);
+  }
+
+  // After a read of n bytes: a full buffer means more is probably waiting. The plain socket is
+  // put in non-blocking mode (for reads without a wait) the first time that happens only, so
+  // short-lived tunnels pay no extra system call.
+  void note_flow(Direction& d, std::size_t n) {
+    const bool full = n == BufferPool::kBufferSize && !d.src.is_tls();
+    if (full && !d.src.socket().non_blocking()) {
+      boost::system::error_code ec;
+      d.src.socket().non_blocking(true, ec);
+      if (ec) return;
+    }
+    d.flowing = full;
   }
 
   void note_close_frame(Direction& d) {
@@ -125,21 +139,36 @@ class Tunnel final : public Drainable {
       if (d.ping_wanted && !closing_ && d.tracker.at_boundary()) {
         if (!co_await inject_ping(d)) break;
       }
-      if (!d.src.has_buffered_input()) {
-        // Wait for readability without holding a buffer: an idle tunnel costs no buffer.
-        auto [ec] = co_await d.src.socket().async_wait(
-            tcp::socket::wait_read, asio::bind_cancellation_slot(d.wait_cancel.slot(), kTuple));
-        if (finished_) break;
-        if (ec == asio::error::operation_aborted) continue;  // close or ping: inject above
-        if (ec) {
-          end_with_error(d, ec);
-          break;
-        }
+      // While bytes are flowing (the last read filled the buffer) a plain socket is read again
+      // at once: the readiness wait costs an epoll_ctl, and an epoll_wait, per 16 KiB of a bulk
+      // transfer. An empty socket answers would_block and the pump waits as before.
+      BufferPool::Buffer buffer;
+      std::size_t n = 0;
+      boost::system::error_code rec = asio::error::would_block;
+      if (d.flowing) {
+        buffer = pool.acquire();
+        n = d.src.socket().read_some(asio::buffer(buffer.get(), BufferPool::kBufferSize), rec);
+        if (rec == asio::error::would_block) buffer.reset();
       }
-      auto buffer = pool.acquire();
-      auto [rec, n] = co_await d.src.async_read_some(
-          asio::buffer(buffer.get(), BufferPool::kBufferSize), kTuple);
-      if (finished_) break;
+      if (rec == asio::error::would_block) {
+        if (!d.src.has_buffered_input()) {
+          // Wait for readability without holding a buffer: an idle tunnel costs no buffer.
+          auto [ec] = co_await d.src.socket().async_wait(
+              tcp::socket::wait_read, asio::bind_cancellation_slot(d.wait_cancel.slot(), kTuple));
+          if (finished_) break;
+          if (ec == asio::error::operation_aborted) continue;  // close or ping: inject above
+          if (ec) {
+            end_with_error(d, ec);
+            break;
+          }
+        }
+        buffer = pool.acquire();
+        auto [read_ec, read_n] = co_await d.src.async_read_some(
+            asio::buffer(buffer.get(), BufferPool::kBufferSize), kTuple);
+        if (finished_) break;
+        rec = read_ec;
+        n = read_n;
+      }
       if (rec) {
         if (rec == asio::error::eof || rec == asio::ssl::error::stream_truncated) {
           end_with_eof(d);
@@ -148,6 +177,7 @@ class Tunnel final : public Drainable {
         }
         break;
       }
+      note_flow(d, n);
       const auto previous_activity = last_activity_;
       const auto frames_before = d.tracker.frames();
       const auto pongs_before = d.tracker.pongs();
