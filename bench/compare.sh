@@ -9,6 +9,8 @@
 #                    [--transports "ws wss"]
 #
 # --workers 2 --scale: the scale variant (2 workers per proxy, no pinning, idle 1000/4000/9000).
+# WSGATE_PROXY=path picks the wsgate build; WSGATE_PROXY_B=path with target wsgate-b adds a second
+# build to the same run (to measure a change).
 # Durations and loads come from the environment (defaults below), e.g. HS_SECONDS=3.
 set -euo pipefail
 
@@ -25,6 +27,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BIN_DIR=${WSGATE_BIN_DIR:-$ROOT/build-bench/bin}
 BENCH=${BENCH:-$BIN_DIR/wsgate-bench}
 PROXY=${WSGATE_PROXY:-$BIN_DIR/wsgate-proxy}
+PROXY_B=${WSGATE_PROXY_B:-}  # optional second wsgate build: target "wsgate-b"
 RUNS=3
 WORKERS=1
 SCALE=0
@@ -75,157 +78,10 @@ RESULTS=$WORK/results.jsonl
 : >"$RESULTS"
 STARTED=$(date +%s)
 
-PIDS_TO_KILL=()
-cleanup() {
-  for pid in "${PIDS_TO_KILL[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-}
-trap cleanup EXIT
-
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-# Certificate: ECDSA P-256, what a current deployment would use (an RSA key would make every
-# proxy's wss handshake mostly RSA signing).
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
-  -subj /CN=localhost -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
-  -keyout "$WORK/key.pem" -out "$WORK/cert.pem" 2>/dev/null
-cat "$WORK/cert.pem" "$WORK/key.pem" >"$WORK/combined.pem"
-
-WSGATE_TLS=0
-if "$PROXY" --help 2>&1 | grep -q -- --tls-listen; then WSGATE_TLS=1; fi
-
-BACKEND_PORT=$(free_port)
-BACKEND_TLS_PORT=$(free_port)
-taskset -c "$LOAD_CPUS" "$BENCH" backend --listen "127.0.0.1:$BACKEND_PORT" \
-  --tls-listen "127.0.0.1:$BACKEND_TLS_PORT" --tls-cert "$WORK/cert.pem" --tls-key "$WORK/key.pem" \
-  2>"$WORK/backend.log" &
-BACKEND_PID=$!
-PIDS_TO_KILL+=("$BACKEND_PID")
-
-PROXY_PID=""
-WATCH=()      # pids whose CPU and RSS count as the proxy's
-PORT=""
-TLS_PORT=""
-
-start_proxy() {  # target
-  local target=$1
-  PORT=$(free_port)
-  TLS_PORT=$(free_port)
-  case "$target" in
-    direct)
-      PROXY_PID=""; WATCH=(); PORT=$BACKEND_PORT; TLS_PORT=$BACKEND_TLS_PORT; return 0 ;;
-    wsgate)
-      mkdir -p "$WORK/routes"
-      cat >"$WORK/routes/bench.yaml" <<EOF
-apiVersion: wsgate.dev/v1alpha1
-kind: WebSocketRoute
-metadata:
-  name: bench
-spec:
-  pathPrefix: /
-  backends:
-    - address: 127.0.0.1:$BACKEND_PORT
-EOF
-      local tls_flags=()
-      if [ "$WSGATE_TLS" = 1 ]; then
-        tls_flags=(--tls-listen "127.0.0.1:$TLS_PORT" --tls-cert "$WORK/cert.pem" --tls-key "$WORK/key.pem")
-      fi
-      taskset -c "$PROXY_CPUS" "$PROXY" --routes "$WORK/routes" --listen "127.0.0.1:$PORT" \
-        "${tls_flags[@]}" --admin 127.0.0.1:0 --workers "$WORKERS" --drain-seconds 0 \
-        --log-level warn 2>>"$WORK/wsgate.log" &
-      PROXY_PID=$! ;;
-    nginx)
-      mkdir -p "$WORK/nginx-tmp"
-      cat >"$WORK/nginx.conf" <<EOF
-worker_processes $WORKERS;
-worker_rlimit_nofile 20000;
-pid $WORK/nginx.pid;
-error_log $WORK/nginx-error.log warn;
-daemon off;
-events { worker_connections 20000; }
-http {
-  access_log off;
-  client_body_temp_path $WORK/nginx-tmp/body;
-  proxy_temp_path $WORK/nginx-tmp/proxy;
-  fastcgi_temp_path $WORK/nginx-tmp/fastcgi;
-  uwsgi_temp_path $WORK/nginx-tmp/uwsgi;
-  scgi_temp_path $WORK/nginx-tmp/scgi;
-  map \$http_upgrade \$connection_upgrade {
-    default upgrade;
-    ''      close;
-  }
-  upstream websocket {
-    server 127.0.0.1:$BACKEND_PORT;
-  }
-  server {
-    listen 127.0.0.1:$PORT;
-    listen 127.0.0.1:$TLS_PORT ssl;
-    ssl_certificate $WORK/cert.pem;
-    ssl_certificate_key $WORK/key.pem;
-    location / {
-      proxy_pass http://websocket;
-      proxy_http_version 1.1;
-      proxy_set_header Upgrade \$http_upgrade;
-      proxy_set_header Connection \$connection_upgrade;
-      proxy_set_header Host \$host;
-      proxy_read_timeout 3600s;
-      proxy_send_timeout 3600s;
-    }
-  }
-}
-EOF
-      taskset -c "$PROXY_CPUS" nginx -p "$WORK" -c "$WORK/nginx.conf" -e "$WORK/nginx-error.log" &
-      PROXY_PID=$! ;;
-    haproxy)
-      cat >"$WORK/haproxy.cfg" <<EOF
-global
-  nbthread $WORKERS
-  maxconn 9700
-defaults
-  mode http
-  timeout connect 5s
-  timeout client 30s
-  timeout server 30s
-  timeout tunnel 1h
-frontend fe
-  bind 127.0.0.1:$PORT
-  bind 127.0.0.1:$TLS_PORT ssl crt $WORK/combined.pem
-  default_backend be
-backend be
-  server s1 127.0.0.1:$BACKEND_PORT
-EOF
-      taskset -c "$PROXY_CPUS" haproxy -db -f "$WORK/haproxy.cfg" 2>>"$WORK/haproxy.log" &
-      PROXY_PID=$! ;;
-  esac
-  PIDS_TO_KILL+=("$PROXY_PID")
-  # Ready = one real tunnel works end to end (on both listeners).
-  local ok=0
-  for _ in $(seq 1 100); do
-    if "$BENCH" idle --url "ws://127.0.0.1:$PORT/" --tunnels 1 --probes 0 --hold 0 >/dev/null 2>&1; then
-      ok=1; break
-    fi
-    sleep 0.1
-  done
-  [ "$ok" = 1 ] || { echo "$target did not come up" >&2; exit 1; }
-  WATCH=("$PROXY_PID")
-  if [ "$target" = nginx ]; then
-    for _ in $(seq 1 50); do
-      mapfile -t children < <(pgrep -P "$PROXY_PID" || true)
-      [ "${#children[@]}" -ge "$WORKERS" ] && break
-      sleep 0.05
-    done
-    WATCH+=("${children[@]}")
-  fi
-}
-
-stop_proxy() {
-  [ -n "$PROXY_PID" ] || return 0
-  kill "$PROXY_PID" 2>/dev/null || true
-  wait "$PROXY_PID" 2>/dev/null || true
-  PROXY_PID=""
-}
+# shellcheck source=bench/proxies.sh
+. "$ROOT/bench/proxies.sh"
+make_cert
+start_backend
 
 # Runs one client mode and appends its JSON line, tagged, to the results.
 measure() {  # target transport run mode args...
@@ -244,11 +100,19 @@ measure() {  # target transport run mode args...
   echo "  $target/$transport run $run $mode: $line" >&2
 }
 
+read -r -a TARGET_LIST <<<"$TARGETS"
 for run in $(seq 1 "$RUNS"); do
-  for target in $TARGETS; do
+  # Each run starts with a different target: a target measured right after another one's
+  # handshake burst meets tens of thousands of TIME_WAIT sockets, so no target may always be
+  # first or last.
+  ordered=()
+  for i in "${!TARGET_LIST[@]}"; do
+    ordered+=("${TARGET_LIST[$(((i + run - 1) % ${#TARGET_LIST[@]}))]}")
+  done
+  for target in "${ordered[@]}"; do
     for transport in $TRANSPORTS; do
-      if [ "$target" = wsgate ] && [ "$transport" = wss ] && [ "$WSGATE_TLS" = 0 ]; then
-        echo "{\"target\":\"wsgate\",\"transport\":\"wss\",\"run\":$run,\"workers\":$WORKERS,\"pending\":1}" >>"$RESULTS"
+      if [[ "$target" == wsgate* ]] && [ "$transport" = wss ] && [ "$WSGATE_TLS" = 0 ]; then
+        echo "{\"target\":\"$target\",\"transport\":\"wss\",\"run\":$run,\"workers\":$WORKERS,\"pending\":1}" >>"$RESULTS"
         continue
       fi
       start_proxy "$target"

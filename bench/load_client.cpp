@@ -54,14 +54,16 @@ void configure_client_tls(asio::ssl::context& ctx) {
 }
 
 void Window::sample(Cpu& cpu) const {
-  cpu.proxy = cpu_seconds(options_.watch);
+  cpu.proxy = cpu_times(options_.watch);
   cpu.own = own_cpu_seconds();
   cpu.peers = cpu_seconds(options_.peers);
 }
 
 void Window::report(JsonLine& out) const {
   out.add("seconds", seconds())
-      .add("proxy_cpu_s", after_.proxy - before_.proxy)
+      .add("proxy_cpu_s", after_.proxy.total() - before_.proxy.total())
+      .add("proxy_user_s", after_.proxy.user - before_.proxy.user)
+      .add("proxy_sys_s", after_.proxy.system - before_.proxy.system)
       .add("client_cpu_s", after_.own - before_.own)
       .add("backend_cpu_s", after_.peers - before_.peers);
 }

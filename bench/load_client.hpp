@@ -70,12 +70,12 @@ class Window {
     stopped_ = true;
   }
 
-  // Adds seconds, proxy_cpu_s, client_cpu_s, backend_cpu_s.
+  // Adds seconds, proxy_cpu_s (and its user/system parts), client_cpu_s, backend_cpu_s.
   void report(JsonLine& out) const;
 
  private:
   struct Cpu {
-    double proxy = 0;
+    CpuTimes proxy;
     double own = 0;
     double peers = 0;
   };

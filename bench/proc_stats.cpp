@@ -11,39 +11,46 @@
 namespace wsgate::bench {
 namespace {
 
-double ticks_of(const std::string& stat_path) {
+// utime and stime in clock ticks.
+CpuTimes ticks_of(const std::string& stat_path) {
   std::ifstream in(stat_path);
   std::string text;
-  if (!std::getline(in, text)) return 0;
+  CpuTimes ticks;
+  if (!std::getline(in, text)) return ticks;
   // The command name (field 2) may hold spaces: fields are counted after its closing paren.
   const auto paren = text.rfind(')');
-  if (paren == std::string::npos) return 0;
+  if (paren == std::string::npos) return ticks;
   std::istringstream rest(text.substr(paren + 2));
   std::string field;
-  double utime = 0;
-  double stime = 0;
   for (int index = 3; rest >> field; ++index) {
-    if (index == 14) utime = std::stod(field);
+    if (index == 14) ticks.user = std::stod(field);
     if (index == 15) {
-      stime = std::stod(field);
+      ticks.system = std::stod(field);
       break;
     }
   }
-  return utime + stime;
+  return ticks;
+}
+
+double clock_ticks() {
+  static const double kTicks = static_cast<double>(sysconf(_SC_CLK_TCK));
+  return kTicks;
 }
 
 }  // namespace
 
-double cpu_seconds(const std::vector<int>& pids) {
-  static const double kTicks = static_cast<double>(sysconf(_SC_CLK_TCK));
-  double total = 0;
-  for (int pid : pids) total += ticks_of("/proc/" + std::to_string(pid) + "/stat");
-  return total / kTicks;
+CpuTimes cpu_times(const std::vector<int>& pids) {
+  CpuTimes total;
+  for (int pid : pids) {
+    const CpuTimes ticks = ticks_of("/proc/" + std::to_string(pid) + "/stat");
+    total.user += ticks.user / clock_ticks();
+    total.system += ticks.system / clock_ticks();
+  }
+  return total;
 }
 
 double own_cpu_seconds() {
-  static const double kTicks = static_cast<double>(sysconf(_SC_CLK_TCK));
-  return ticks_of("/proc/self/stat") / kTicks;
+  return ticks_of("/proc/self/stat").total() / clock_ticks();
 }
 
 std::uint64_t rss_bytes(const std::vector<int>& pids) {

@@ -9,8 +9,17 @@
 
 namespace wsgate::bench {
 
-// utime + stime of every thread of the given processes, in seconds (0 for pids that are gone).
-double cpu_seconds(const std::vector<int>& pids);
+struct CpuTimes {
+  double user = 0;    // utime
+  double system = 0;  // stime
+  double total() const { return user + system; }
+};
+
+// utime and stime of every thread of the given processes, in seconds (0 for pids that are gone).
+CpuTimes cpu_times(const std::vector<int>& pids);
+inline double cpu_seconds(const std::vector<int>& pids) {
+  return cpu_times(pids).total();
+}
 // This process's own utime + stime.
 double own_cpu_seconds();
 // Resident set size summed over the processes, in bytes.
