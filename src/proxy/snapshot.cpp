@@ -11,6 +11,7 @@ RouteRuntime::RouteRuntime(const std::string& id, ProxyMetrics& metrics)
       bytes_backend_to_client(metrics.tunnel_bytes.with({id, "backend_to_client"})),
       handshake_duration(metrics.handshake_duration.with({id})),
       tunnel_duration(metrics.tunnel_duration.with({id})),
+      handshakes_switched(metrics.handshakes.with({id, "101"})),
       id_(id) {}
 
 std::uint32_t RouteRuntime::take_handshake_token(std::uint32_t per_second) {

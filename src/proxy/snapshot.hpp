@@ -33,6 +33,8 @@ class RouteRuntime {
   metrics::Counter& bytes_backend_to_client;
   metrics::Histogram& handshake_duration;
   metrics::Histogram& tunnel_duration;
+  // The common outcome, looked up once: other codes go through ProxyMetrics::count_handshake.
+  metrics::Counter& handshakes_switched;  // code 101
 
   // Token bucket for handshakesPerSecond; returns seconds to wait (0 = admitted).
   std::uint32_t take_handshake_token(std::uint32_t per_second);

@@ -247,7 +247,7 @@ asio::awaitable<std::optional<Established>> establish(ProxyContext& ctx, Worker&
     ctx.metrics.count_handshake(route_id, 499);
     co_return std::nullopt;
   }
-  ctx.metrics.count_handshake(route_id, 101);
+  entry.runtime->handshakes_switched.inc();  // no per-handshake series lookup on success
   entry.runtime->handshake_duration.observe(
       std::chrono::duration<double>(std::chrono::steady_clock::now() - request.started).count());
   entry.runtime->bytes_client_to_backend.inc(client_preamble.size());
