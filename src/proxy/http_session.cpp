@@ -84,16 +84,17 @@ asio::awaitable<void> refuse_connection(std::shared_ptr<Stream> stream) {
 
 class HttpSession final : public Drainable, public std::enable_shared_from_this<HttpSession> {
  public:
-  HttpSession(ProxyContext& ctx, Worker& worker, Stream stream)
-      : ctx_(ctx), worker_(worker), stream_(std::move(stream)), header_timer_(worker.io()) {
-    boost::system::error_code ec;
-    const auto remote = stream_.socket().remote_endpoint(ec);
-    if (!ec) client_address_ = remote.address().to_string();
-  }
+  HttpSession(ProxyContext& ctx, Worker& worker, Stream stream, const tcp::endpoint& peer)
+      : ctx_(ctx),
+        worker_(worker),
+        stream_(std::move(stream)),
+        header_timer_(worker.io()),
+        client_address_(peer.address().to_string()) {}
 
   ~HttpSession() override {
     if (tracked_) worker_.untrack(this);
-    ctx_.admission.close_connection();  // start_http_session counted this connection
+    // start_http_session counted this connection; a tunnel that took it gives it back.
+    if (!handed_off_) ctx_.admission.close_connection();
   }
 
   void start() {
@@ -116,7 +117,7 @@ class HttpSession final : public Drainable, public std::enable_shared_from_this<
     } catch (const std::exception& e) {
       spdlog::error("client {}: session failed: {}", client_address_, e.what());
     }
-    stream_.close();
+    if (!handed_off_) stream_.close();
   }
 
   asio::awaitable<void> serve() {
@@ -281,14 +282,8 @@ class HttpSession final : public Drainable, public std::enable_shared_from_this<
       co_await reject(429, "handshake rate limit of the route exceeded", route_id, true, extra);
       co_return false;
     }
-    // Held until the tunnel ends (run_upgrade returns when it does).
-    struct ClientTunnelSlot {
-      AdmissionLimits* limits = nullptr;
-      std::string client;
-      ~ClientTunnelSlot() {
-        if (limits != nullptr) limits->release_client_tunnel(client);
-      }
-    } client_slot;
+    // Given back when the tunnel ends, or when the handshake fails.
+    TunnelLease lease;
     if (ctx_.options.max_tunnels_per_client > 0) {
       if (!ctx_.admission.try_reserve_client_tunnel(client_address_,
                                                     ctx_.options.max_tunnels_per_client)) {
@@ -296,14 +291,14 @@ class HttpSession final : public Drainable, public std::enable_shared_from_this<
         co_await reject(503, "too many tunnels from this client address", route_id, true, extra);
         co_return false;
       }
-      client_slot.limits = &ctx_.admission;
-      client_slot.client = client_address_;
+      lease.hold_client_slot(ctx_.admission, client_address_);
     }
     if (!reserve_tunnel(*entry)) {
       const ExtraHeaders extra{{"Retry-After", "1"}};
       co_await reject(503, "the route's tunnel limit is reached", route_id, true, extra);
       co_return false;
     }
+    lease.hold_route_slot(*entry->runtime);
     UpgradeRequest upgrade;
     upgrade.header = std::move(req);
     upgrade.leftover = std::move(buffer_);
@@ -311,10 +306,12 @@ class HttpSession final : public Drainable, public std::enable_shared_from_this<
     upgrade.entry = entry;
     upgrade.client_address = client_address_;
     upgrade.started = started;
+    upgrade.lease = std::move(lease);
     parser.reset();
-    // The session stays tracked through the upgrade: a drain must wait for a handshake in
-    // flight (on_drain leaves a busy session alone), and the tunnel then registers itself.
-    co_await run_upgrade(ctx_, worker_, stream_, std::move(upgrade));
+    // The session stays tracked through the handshake: a drain must wait for one in flight
+    // (on_drain leaves a busy session alone). On success the tunnel owns the connection and
+    // this session ends, freeing its buffers and coroutine frames.
+    handed_off_ = co_await run_upgrade(ctx_, worker_, stream_, std::move(upgrade));
     co_return false;
   }
 
@@ -358,6 +355,7 @@ class HttpSession final : public Drainable, public std::enable_shared_from_this<
   asio::steady_timer header_timer_;
   std::string client_address_;
   bool tracked_ = false;
+  bool handed_off_ = false;  // stream_ and the connection count went to a tunnel
   bool header_timed_out_ = false;
   std::uint64_t header_generation_ = 0;
   bool waiting_for_request_ = false;
@@ -366,7 +364,8 @@ class HttpSession final : public Drainable, public std::enable_shared_from_this<
 
 }  // namespace
 
-void start_http_session(ProxyContext& ctx, Worker& worker, Stream stream) {
+void start_http_session(ProxyContext& ctx, Worker& worker, Stream stream,
+                        const tcp::endpoint& peer) {
   if (!ctx.admission.try_open_connection(ctx.options.max_connections)) {
     ctx.metrics.connections_rejected.with({"max_connections"}).inc();
     spdlog::debug("connection refused: --max-connections {} reached", ctx.options.max_connections);
@@ -375,7 +374,7 @@ void start_http_session(ProxyContext& ctx, Worker& worker, Stream stream) {
     return;
   }
   // The session gives the connection back in its destructor.
-  std::make_shared<HttpSession>(ctx, worker, std::move(stream))->start();
+  std::make_shared<HttpSession>(ctx, worker, std::move(stream), peer)->start();
 }
 
 }  // namespace wsgate::proxy

@@ -13,6 +13,7 @@ namespace wsgate::proxy {
 
 // Starts serving an accepted connection on `worker` (call on the worker's thread). For a TLS
 // listener the stream's TLS handshake has already completed.
-void start_http_session(ProxyContext& ctx, Worker& worker, Stream stream);
+void start_http_session(ProxyContext& ctx, Worker& worker, Stream stream,
+                        const tcp::endpoint& peer);
 
 }  // namespace wsgate::proxy

@@ -18,11 +18,11 @@ struct Listener::Acceptor : std::enable_shared_from_this<Acceptor> {
 
   void accept() {
     acceptor.async_accept(
-        [self = shared_from_this()](boost::system::error_code ec, tcp::socket socket) {
+        peer, [self = shared_from_this()](boost::system::error_code ec, tcp::socket socket) {
           if (ec == asio::error::operation_aborted || !self->acceptor.is_open()) return;
           if (!ec) {
             socket.set_option(tcp::no_delay(true), ec);
-            self->on_accept(self->worker, std::move(socket));
+            self->on_accept(self->worker, std::move(socket), self->peer);
             self->accept();
           } else {
             // EMFILE and friends: the kernel queue holds the client; retry after a pause, or
@@ -39,6 +39,7 @@ struct Listener::Acceptor : std::enable_shared_from_this<Acceptor> {
   Worker& worker;
   tcp::acceptor acceptor;
   asio::steady_timer retry_timer;  // pause after a failed accept
+  tcp::endpoint peer;              // filled by the accept in progress
   OnAccept on_accept;              // a copy: accept handlers may run after the Listener is gone
 };
 

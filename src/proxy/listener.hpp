@@ -17,8 +17,9 @@ namespace wsgate::proxy {
 
 class Listener {
  public:
-  // Called on the worker's thread with each accepted socket.
-  using OnAccept = std::function<void(Worker&, tcp::socket)>;
+  // Called on the worker's thread with each accepted socket and its peer's address (taken
+  // from accept itself: no getpeername per connection).
+  using OnAccept = std::function<void(Worker&, tcp::socket, const tcp::endpoint&)>;
 
   // Binds `address` ("host:port", port 0 = kernel's choice, shared by all workers) on every
   // worker and logs "listening (<kind>) on HOST:PORT". Throws std::runtime_error on failure.

@@ -11,8 +11,8 @@
 
 #include "admin/admin_server.hpp"
 #include "config/route_yaml.hpp"
-#include "proxy/discovery_client.hpp"
 #include "metrics/registry.hpp"
+#include "proxy/discovery_client.hpp"
 #include "proxy/http_session.hpp"
 #include "proxy/listener.hpp"
 #include "proxy/proxy_context.hpp"
@@ -88,8 +88,13 @@ struct ProxyServer::Impl {
     for (auto& w : workers) raw.push_back(w.get());
     for (const auto& address : options.listen) {
       listeners.push_back(std::make_unique<Listener>(
-          "http", address, raw, [this](Worker& worker, tcp::socket socket) {
-            start_http_session(context, worker, Stream(std::move(socket)));
+          "http", address, raw,
+          [this](Worker& worker, tcp::socket socket, const tcp::endpoint& peer) {
+            // Set before the first asynchronous operation, this is the only ioctl the socket
+            // gets; a tunnel reads and writes it directly, without waiting, when it can.
+            boost::system::error_code ec;
+            socket.non_blocking(true, ec);
+            start_http_session(context, worker, Stream(std::move(socket)), peer);
           }));
     }
     if (!options.tls_listen.empty()) {
@@ -103,8 +108,9 @@ struct ProxyServer::Impl {
     }
     for (const auto& address : options.tls_listen) {
       listeners.push_back(std::make_unique<Listener>(
-          "https", address, raw, [this](Worker& worker, tcp::socket socket) {
-            start_tls_session(context, worker, *server_tls, std::move(socket));
+          "https", address, raw,
+          [this](Worker& worker, tcp::socket socket, const tcp::endpoint& peer) {
+            start_tls_session(context, worker, *server_tls, std::move(socket), peer);
           }));
     }
     for (auto& listener : listeners) listener->start();

@@ -17,9 +17,9 @@ struct TlsCertPair {
 };
 
 struct ProxyServerOptions {
-  std::string routes_dir;               // --routes
-  std::string control_plane;            // --control-plane HOST:PORT
-  std::string node_id;                  // --node-id
+  std::string routes_dir;     // --routes
+  std::string control_plane;  // --control-plane HOST:PORT
+  std::string node_id;        // --node-id
   // --grpc-tls-cert/--grpc-tls-key: client certificate for mutual TLS; --grpc-tls-ca: trust for
   // the controller's certificate (any of them set = TLS on the control-plane channel).
   std::string grpc_tls_cert;

@@ -16,9 +16,7 @@ namespace wsgate::proxy {
 namespace {
 
 asio::awaitable<void> run_tls_handshake(ProxyContext& ctx, Worker& worker, ServerTls& tls,
-                                        tcp::socket socket) {
-  boost::system::error_code ignored;
-  const auto remote = socket.remote_endpoint(ignored);
+                                        tcp::socket socket, tcp::endpoint remote) {
   // Pinned for the handshake: the SNI callback chooses from this set even if a rotation
   // replaces it meanwhile.
   const auto certificates = tls.current();
@@ -50,7 +48,7 @@ asio::awaitable<void> run_tls_handshake(ProxyContext& ctx, Worker& worker, Serve
     stream.close();
     co_return;
   }
-  start_http_session(ctx, worker, std::move(stream));
+  start_http_session(ctx, worker, std::move(stream), remote);
 }
 
 }  // namespace
@@ -82,8 +80,9 @@ std::string_view tls_handshake_error_reason(const boost::system::error_code& ec,
   }
 }
 
-void start_tls_session(ProxyContext& ctx, Worker& worker, ServerTls& tls, tcp::socket socket) {
-  asio::co_spawn(worker.io(), run_tls_handshake(ctx, worker, tls, std::move(socket)),
+void start_tls_session(ProxyContext& ctx, Worker& worker, ServerTls& tls, tcp::socket socket,
+                       const tcp::endpoint& peer) {
+  asio::co_spawn(worker.io(), run_tls_handshake(ctx, worker, tls, std::move(socket), peer),
                  asio::detached);
 }
 

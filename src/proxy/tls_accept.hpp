@@ -24,6 +24,7 @@ inline constexpr std::string_view kTlsHandshakeErrorReasons[] = {
 // Runs the handshake on `socket` (call on the worker's thread); the client must finish it
 // within ctx.options.client_header_timeout.
 void start_tls_session(ProxyContext& ctx, Worker& worker, ServerTls& tls,
-                       boost::asio::ip::tcp::socket socket);
+                       boost::asio::ip::tcp::socket socket,
+                       const boost::asio::ip::tcp::endpoint& peer);
 
 }  // namespace wsgate::proxy

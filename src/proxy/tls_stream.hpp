@@ -76,15 +76,18 @@ class TlsStream {
         socket_);
   }
 
- private:
-  enum class Kind { kHandshake, kRead, kWrite };
-
   // One non-blocking OpenSSL call: finished (with bytes or an error), or the readiness to await.
   struct Attempt {
     enum class Next { kDone, kWaitRead, kWaitWrite } next = Next::kDone;
     boost::system::error_code ec;
     std::size_t bytes = 0;
   };
+  // One SSL_read that never waits: a tunnel drives its own readiness waits.
+  Attempt try_read(void* data, std::size_t size) { return attempt(Kind::kRead, data, size); }
+
+ private:
+  enum class Kind { kHandshake, kRead, kWrite };
+
   Attempt attempt(Kind kind, void* data, std::size_t size);
 
   // The asynchronous loop shared by handshake, read and write: attempt, else wait for the

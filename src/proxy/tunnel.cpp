@@ -1,23 +1,57 @@
 #include "proxy/tunnel.hpp"
 
 #include <spdlog/spdlog.h>
-#include <boost/asio/as_tuple.hpp>
-#include <boost/asio/bind_cancellation_slot.hpp>
-#include <boost/asio/cancellation_signal.hpp>
-#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/ssl/error.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
+
+#include <algorithm>
+#include <array>
+#include <optional>
+#include <vector>
 
 #include "proxy/frame_tracker.hpp"
 #include "proxy/reliability.hpp"
 
 namespace wsgate::proxy {
+
+TunnelLease& TunnelLease::operator=(TunnelLease&& other) noexcept {
+  if (this != &other) {
+    release();
+    route_ = std::exchange(other.route_, nullptr);
+    client_limits_ = std::exchange(other.client_limits_, nullptr);
+    client_ = std::move(other.client_);
+    connection_ = std::exchange(other.connection_, nullptr);
+  }
+  return *this;
+}
+
+void TunnelLease::hold_client_slot(AdmissionLimits& limits, std::string client) {
+  client_limits_ = &limits;
+  client_ = std::move(client);
+}
+
+void TunnelLease::release() {
+  if (route_ != nullptr) route_->tunnels.fetch_sub(1, std::memory_order_relaxed);
+  if (client_limits_ != nullptr) client_limits_->release_client_tunnel(client_);
+  if (connection_ != nullptr) connection_->close_connection();
+  route_ = nullptr;
+  client_limits_ = nullptr;
+  connection_ = nullptr;
+}
+
 namespace {
 
-constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
 using Clock = std::chrono::steady_clock;
+constexpr Clock::time_point kNever = Clock::time_point::max();
+
+// A parked read on a plain socket lands here. Small WebSocket messages (chat, ticks, the
+// echo of a handshake check) fit whole; a read that fills it means more is waiting, and the
+// rest is read at once into a pooled buffer.
+constexpr std::size_t kParkBytes = 256;
+// Reads forwarded by one direction before it lets the worker's other connections run.
+constexpr int kTurnsPerSlice = 16;
 
 // A close frame the proxy sends to one side of a tunnel.
 struct CloseOrder {
@@ -26,50 +60,46 @@ struct CloseOrder {
   bool send = true;  // false: the side is dead or mid-frame, and gets no close frame
 };
 
-class Tunnel final : public Drainable {
+class Tunnel final : public SelfOwned {
  public:
-  Tunnel(ProxyContext& ctx, Worker& worker, Stream& client, Stream& backend, TunnelParams params)
+  Tunnel(ProxyContext& ctx, Worker& worker, Stream client, Stream backend, TunnelParams params)
       : ctx_(ctx),
         worker_(worker),
-        params_(std::move(params)),
-        runtime_(*params_.entry->runtime),
-        route_(*params_.entry->route),
-        client_to_backend_(client, backend, true, runtime_.bytes_client_to_backend),
-        backend_to_client_(backend, client, false, runtime_.bytes_backend_to_client),
-        idle_timer_(worker.io()),
-        grace_timer_(worker.io()),
-        lifetime_timer_(worker.io()),
-        ping_timer_(worker.io()),
+        snapshot_(std::move(params.snapshot)),
+        runtime_(*params.entry->runtime),
+        route_(*params.entry->route),
+        lease_(std::move(params.lease)),
+        client_(std::move(client)),
+        backend_(std::move(backend)),
+        client_to_backend_(client_, backend_, true, runtime_.bytes_client_to_backend),
+        backend_to_client_(backend_, client_, false, runtime_.bytes_backend_to_client),
+        timer_(worker.io()),
         started_(Clock::now()),
         last_activity_(started_) {}
 
-  asio::awaitable<void> run() {
-    using namespace asio::experimental::awaitable_operators;
-    worker_.track(this);
+  void start(std::span<const std::uint8_t> client_preamble,
+             std::span<const std::uint8_t> backend_preamble) {
+    worker_.adopt(this);
     runtime_.active_tunnels.inc();
-    observe(client_to_backend_, params_.client_preamble);
-    observe(backend_to_client_, params_.backend_preamble);
-    if (route_.idle_timeout_seconds > 0)
-      arm_idle_timer(std::chrono::seconds(route_.idle_timeout_seconds));
-    if (route_.max_lifetime_seconds > 0) arm_lifetime_timer();
-    if (route_.ping_interval_seconds > 0) arm_ping_timer();
+    observe(client_to_backend_, client_preamble);
+    observe(backend_to_client_, backend_preamble);
+    client_to_backend_.last_read = started_;
+    backend_to_client_.last_read = started_;
+    if (route_.idle_timeout_seconds > 0) {
+      idle_check_at_ = started_ + std::chrono::seconds(route_.idle_timeout_seconds);
+    }
+    if (route_.max_lifetime_seconds > 0) {
+      lifetime_at_ = started_ + std::chrono::seconds(route_.max_lifetime_seconds);
+    }
+    if (route_.ping_interval_seconds > 0) {
+      next_ping_at_ = started_ + std::chrono::seconds(route_.ping_interval_seconds);
+    }
     check_preamble_sizes();
     if (worker_.draining()) request_close(1001, "proxy is shutting down");
-
-    co_await (pump(client_to_backend_) && pump(backend_to_client_));
-
-    idle_timer_.cancel();
-    grace_timer_.cancel();
-    lifetime_timer_.cancel();
-    ping_timer_.cancel();
-    worker_.untrack(this);
-    runtime_.active_tunnels.dec();
-    runtime_.tunnel_duration.observe(
-        std::chrono::duration<double>(Clock::now() - started_).count());
-    const std::string code = close_code_ ? std::to_string(*close_code_) : std::string("none");
-    ctx_.metrics.tunnel_closes
-        .with({runtime_.id(), code, initiator_.empty() ? "proxy" : initiator_})
-        .inc();
+    schedule_timer();
+    drive(client_to_backend_);
+    drive(backend_to_client_);
+    release_if_done();
   }
 
   void on_drain() override { request_close(1001, "proxy is shutting down"); }
@@ -83,20 +113,169 @@ class Tunnel final : public Drainable {
     bool to_backend;
     metrics::Counter& bytes;
     FrameTracker tracker;
-    asio::cancellation_signal wait_cancel;
-    bool close_injected = false;  // our close frame went to dst: nothing more may follow it
-    bool done = false;
-    CloseOrder close_order;       // the close frame the proxy sends into dst
     HeldHeader held;              // maxMessageBytes: a frame header not forwarded yet
-    Clock::time_point last_read;  // bytes last came from src (ping liveness of src)
+    CloseOrder close_order;       // the close frame the proxy sends into dst
     PeerLiveness dst_liveness;    // proxy pings towards dst, and their answers
+    Clock::time_point last_read;  // bytes last came from src (ping liveness of src)
+    bool close_injected = false;  // our close frame went to dst: nothing more may follow it
+    bool done = false;            // src ended (or failed): this direction reads no more
     bool ping_wanted = false;     // inject a ping into dst at the next frame boundary
     bool flowing = false;         // the last read filled its buffer: read again without a wait
+    bool reading = false;         // a read (or readiness wait) on src is pending
+    bool writing = false;         // a write into dst is pending
+    bool read_ready = false;      // a read finished and its bytes wait to be processed
+
+    // The read being processed: its bytes live in `park` or in `buffer`.
+    boost::system::error_code read_ec;
+    std::size_t read_n = 0;
+    const std::uint8_t* read_data = nullptr;
+    BufferPool::Buffer buffer;
+    std::array<std::uint8_t, kParkBytes> park{};
+
+    // What the write in flight leaves to do afterwards (see after_write).
+    std::optional<ForwardPlan> plan;
+    std::size_t tracked = 0;  // bytes of the read the tracker has seen before the write
+    std::size_t written = 0;  // held + data bytes the write sends
+    std::uint64_t frames_before = 0;
+    std::uint64_t pongs_before = 0;
+    Clock::time_point previous_activity;
+    std::vector<std::uint8_t> control;  // a control frame whose write is in flight
+    bool control_is_ping = false;
+
     const char* source_name() const { return to_backend ? "client" : "backend"; }
+    std::span<const std::uint8_t> read_bytes() const { return {read_data, read_n}; }
   };
 
   Direction& other(Direction& d) {
     return &d == &client_to_backend_ ? backend_to_client_ : client_to_backend_;
+  }
+
+  // Every asynchronous operation's handler goes through here: the tunnel deletes itself once
+  // it is finished and no handler of it is still pending.
+  template <typename F>
+  auto handler(F&& body) {
+    ++outstanding_;
+    return [this, body = std::forward<F>(body)](auto&&... args) mutable {
+      --outstanding_;
+      body(std::forward<decltype(args)>(args)...);
+      release_if_done();
+    };
+  }
+
+  void release_if_done() {
+    if (!finished_ || outstanding_ > 0) return;
+    runtime_.active_tunnels.dec();
+    runtime_.tunnel_duration.observe(
+        std::chrono::duration<double>(Clock::now() - started_).count());
+    const std::string code = close_code_ ? std::to_string(*close_code_) : std::string("none");
+    ctx_.metrics.tunnel_closes.with({runtime_.id(), code, initiator_ ? initiator_ : "proxy"}).inc();
+    worker_.destroy(this);  // the last thing this object does
+  }
+
+  // Runs direction d as far as it can go without waiting: control frames due at a frame
+  // boundary, then read -> forward -> read until a read or a write has to wait. Called from
+  // handlers only (never from inside itself), so its state flags are all it needs.
+  void drive(Direction& d) {
+    for (int turn = 0; turn < kTurnsPerSlice; ++turn) {
+      if (finished_ || d.done || d.writing) return;
+      if (closing_ && close_handshake_complete()) {
+        finish();
+        return;
+      }
+      if (closing_ && !d.close_injected && d.tracker.at_boundary()) {
+        inject_close(d);
+        continue;
+      }
+      if (d.ping_wanted && !closing_ && d.tracker.at_boundary()) {
+        inject_ping(d);
+        continue;
+      }
+      if (!d.read_ready) {
+        if (d.reading || !read_now(d)) return;  // parked: the read's handler drives on
+      }
+      d.read_ready = false;
+      process(d);
+    }
+    // A busy direction yields to the worker's other connections, then goes on.
+    asio::post(worker_.io(), handler([this, &d] { drive(d); }));
+  }
+
+  // Reads from d's source without waiting if bytes are (probably) there; else parks a read.
+  // True when a read result is ready to process.
+  bool read_now(Direction& d) {
+    auto& pool = worker_.buffers();
+    if (d.src.is_tls()) {
+      if (d.flowing || d.src.has_buffered_input()) {
+        d.buffer = pool.acquire();
+        const auto attempt = d.src.tls()->try_read(d.buffer.get(), BufferPool::kBufferSize);
+        if (attempt.next == TlsStream::Attempt::Next::kDone) {
+          set_read(d, attempt.ec, attempt.bytes, d.buffer.get());
+          d.flowing = attempt.bytes == BufferPool::kBufferSize;
+          return true;
+        }
+        d.buffer.reset();
+        d.flowing = false;
+        park_wait(d, attempt.next == TlsStream::Attempt::Next::kWaitWrite ? tcp::socket::wait_write
+                                                                          : tcp::socket::wait_read);
+        return false;
+      }
+      park_wait(d, tcp::socket::wait_read);
+      return false;
+    }
+    if (d.flowing) {
+      d.buffer = pool.acquire();
+      boost::system::error_code ec;
+      const std::size_t n =
+          d.src.socket().read_some(asio::buffer(d.buffer.get(), BufferPool::kBufferSize), ec);
+      if (ec != asio::error::would_block) {
+        set_read(d, ec, n, d.buffer.get());
+        d.flowing = !ec && n == BufferPool::kBufferSize;
+        return true;
+      }
+      d.buffer.reset();
+      d.flowing = false;
+    }
+    park_read(d);
+    return false;
+  }
+
+  void set_read(Direction& d, const boost::system::error_code& ec, std::size_t n, const void* at) {
+    d.read_ec = ec;
+    d.read_n = ec ? 0 : n;
+    d.read_data = static_cast<const std::uint8_t*>(at);
+  }
+
+  // A plain socket: Asio tries the read at once and, if nothing is there, waits for the next
+  // readiness edge without an epoll_ctl (a readiness-only wait re-arms the descriptor).
+  void park_read(Direction& d) {
+    d.reading = true;
+    d.src.socket().async_read_some(
+        asio::buffer(d.park),
+        handler([this, &d](const boost::system::error_code& ec, std::size_t n) {
+          d.reading = false;
+          if (finished_) return;
+          set_read(d, ec, n, d.park.data());
+          // A read that filled the park buffer left more behind: read it without a wait.
+          d.flowing = !ec && n == kParkBytes;
+          d.read_ready = true;
+          drive(d);
+        }));
+  }
+
+  // TLS: wait for the readiness OpenSSL asked for, then attempt the read again.
+  void park_wait(Direction& d, tcp::socket::wait_type what) {
+    d.reading = true;
+    d.src.socket().async_wait(what, handler([this, &d](const boost::system::error_code& ec) {
+                                d.reading = false;
+                                if (finished_) return;
+                                if (ec) {
+                                  set_read(d, ec, 0, nullptr);
+                                  d.read_ready = true;
+                                } else {
+                                  d.flowing = true;  // attempt the read now
+                                }
+                                drive(d);
+                              }));
   }
 
   // Feeds bytes to the tracker (all of them) and records the first close frame seen.
@@ -106,19 +285,6 @@ class Tunnel final : public Drainable {
     note_close_frame(d);
   }
 
-  // After a read of n bytes: a full buffer means more is probably waiting. The plain socket is
-  // put in non-blocking mode (for reads without a wait) the first time that happens only, so
-  // short-lived tunnels pay no extra system call.
-  void note_flow(Direction& d, std::size_t n) {
-    const bool full = n == BufferPool::kBufferSize && !d.src.is_tls();
-    if (full && !d.src.socket().non_blocking()) {
-      boost::system::error_code ec;
-      d.src.socket().non_blocking(true, ec);
-      if (ec) return;
-    }
-    d.flowing = full;
-  }
-
   void note_close_frame(Direction& d) {
     if (d.tracker.close_seen() && !close_code_) {
       close_code_ = d.tracker.close_code();
@@ -126,160 +292,184 @@ class Tunnel final : public Drainable {
     }
   }
 
-  asio::awaitable<void> pump(Direction& d) {
-    auto& pool = worker_.buffers();
-    while (!finished_) {
-      if (closing_ && !d.close_injected && d.tracker.at_boundary()) {
-        if (!co_await inject_close(d)) break;
-        if (close_handshake_complete()) {
-          finish();
-          break;
-        }
-      }
-      if (d.ping_wanted && !closing_ && d.tracker.at_boundary()) {
-        if (!co_await inject_ping(d)) break;
-      }
-      // While bytes are flowing (the last read filled the buffer) a plain socket is read again
-      // at once: the readiness wait costs an epoll_ctl, and an epoll_wait, per 16 KiB of a bulk
-      // transfer. An empty socket answers would_block and the pump waits as before.
-      BufferPool::Buffer buffer;
-      std::size_t n = 0;
-      boost::system::error_code rec = asio::error::would_block;
-      if (d.flowing) {
-        buffer = pool.acquire();
-        n = d.src.socket().read_some(asio::buffer(buffer.get(), BufferPool::kBufferSize), rec);
-        if (rec == asio::error::would_block) buffer.reset();
-      }
-      if (rec == asio::error::would_block) {
-        if (!d.src.has_buffered_input()) {
-          // Wait for readability without holding a buffer: an idle tunnel costs no buffer.
-          auto [ec] = co_await d.src.socket().async_wait(
-              tcp::socket::wait_read, asio::bind_cancellation_slot(d.wait_cancel.slot(), kTuple));
-          if (finished_) break;
-          if (ec == asio::error::operation_aborted) continue;  // close or ping: inject above
-          if (ec) {
-            end_with_error(d, ec);
-            break;
-          }
-        }
-        buffer = pool.acquire();
-        auto [read_ec, read_n] = co_await d.src.async_read_some(
-            asio::buffer(buffer.get(), BufferPool::kBufferSize), kTuple);
-        if (finished_) break;
-        rec = read_ec;
-        n = read_n;
-      }
-      if (rec) {
-        if (rec == asio::error::eof || rec == asio::ssl::error::stream_truncated) {
-          end_with_eof(d);
-        } else {
-          end_with_error(d, rec);
-        }
-        break;
-      }
-      note_flow(d, n);
-      const auto previous_activity = last_activity_;
-      const auto frames_before = d.tracker.frames();
-      const auto pongs_before = d.tracker.pongs();
-      last_activity_ = Clock::now();
-      d.last_read = last_activity_;
-      const std::span<const std::uint8_t> data(reinterpret_cast<const std::uint8_t*>(buffer.get()),
-                                               n);
-      std::size_t forward = n;
-      std::size_t tracked = n;   // bytes the tracker has seen; the rest is seen after the write
-      std::size_t held_out = 0;  // held header bytes that go out before data
-      std::optional<ForwardPlan> plan;
-      if (d.close_injected) {
-        forward = 0;  // only watching for the peer's close reply now
-        tracked = 0;
-      } else if (closing_) {
-        held_out = d.held.size;
-        forward = d.tracker.advance(data, true);  // up to the end of the current frame
-        tracked = forward;
-        note_close_frame(d);
-      } else if (route_.max_message_bytes > 0) {
-        plan = plan_limited_forward(d.tracker, data, d.held, route_.max_message_bytes);
-        held_out = plan->held_to_send;
-        forward = plan->forward;
-        tracked = plan->consumed;
-        note_close_frame(d);
-        if (plan->over_limit) close_for_oversized_message(d, plan->clean_cut);
+  // One read's bytes (or its end): decide what goes on, and write it into d's destination.
+  void process(Direction& d) {
+    if (d.read_ec) {
+      d.buffer.reset();
+      d.done = true;
+      if (d.read_ec == asio::error::eof || d.read_ec == asio::ssl::error::stream_truncated) {
+        end_with_eof(d);
       } else {
-        d.tracker.advance(data);
-        note_close_frame(d);
+        end_with_error(d, d.read_ec);
       }
-      if (held_out + forward > 0) {
-        const std::array<asio::const_buffer, 2> out = {asio::buffer(d.held.bytes.data(), held_out),
-                                                       asio::buffer(data.data(), forward)};
-        auto [wec, wn] = co_await asio::async_write(d.dst, out, kTuple);
-        if (finished_) break;
-        if (wec) {
-          end_with_error(other(d), wec);
-          break;
-        }
-        d.bytes.inc(held_out + forward);
+      return;
+    }
+    const auto data = d.read_bytes();
+    const std::size_t n = data.size();
+    d.previous_activity = last_activity_;
+    d.frames_before = d.tracker.frames();
+    d.pongs_before = d.tracker.pongs();
+    last_activity_ = Clock::now();
+    d.last_read = last_activity_;
+    std::size_t forward = n;
+    std::size_t held_out = 0;  // held header bytes that go out before data
+    d.tracked = n;             // bytes the tracker has seen; the rest is seen after the write
+    d.plan.reset();
+    if (d.close_injected) {
+      forward = 0;  // only watching for the peer's close reply now
+      d.tracked = 0;
+    } else if (closing_) {
+      held_out = d.held.size;
+      forward = d.tracker.advance(data, true);  // up to the end of the current frame
+      d.tracked = forward;
+      note_close_frame(d);
+    } else if (route_.max_message_bytes > 0) {
+      d.plan = plan_limited_forward(d.tracker, data, d.held, route_.max_message_bytes);
+      held_out = d.plan->held_to_send;
+      forward = d.plan->forward;
+      d.tracked = d.plan->consumed;
+      note_close_frame(d);
+      if (d.plan->over_limit) close_for_oversized_message(d, d.plan->clean_cut);
+    } else {
+      d.tracker.advance(data);
+      note_close_frame(d);
+    }
+    d.written = held_out + forward;
+    if (d.written == 0) {
+      after_write(d);
+      return;
+    }
+    const std::array<asio::const_buffer, 2> out = {asio::buffer(d.held.bytes.data(), held_out),
+                                                   asio::buffer(data.data(), forward)};
+    std::size_t sent = 0;
+    if (!d.dst.is_tls()) {
+      // Usually the whole of it fits in the socket buffer: no round trip through the
+      // scheduler, which an asynchronous write costs even when it completes at once.
+      boost::system::error_code ec;
+      // (One buffer when no header is held: send() rather than sendmsg() with an empty iovec.)
+      sent = held_out == 0 ? d.dst.socket().write_some(out[1], ec)
+                           : d.dst.socket().write_some(out, ec);
+      if (ec && ec != asio::error::would_block) {
+        end_with_error(other(d), ec);
+        return;
       }
-      if (plan) {
-        apply_plan(d.held, *plan, data);
-      } else {
-        d.held.size = 0;  // sent above, or dropped after our close frame
-      }
-      if (plan && plan->over_limit && plan->clean_cut && !d.close_injected) {
-        // The forwarded stream ends right before the oversized frame: a boundary for the peer
-        // even though the tracker is inside that frame.
-        if (!co_await inject_close(d)) break;
-      } else if (closing_ && !d.close_injected && d.tracker.at_boundary()) {
-        if (!co_await inject_close(d)) break;
-      } else if (d.ping_wanted && !closing_ && d.tracker.at_boundary()) {
-        if (!co_await inject_ping(d)) break;
-      }
-      if (tracked < n) {
-        d.tracker.advance(data.subspan(tracked));  // discarded, but a close reply must be seen
-      }
-      // Pongs (answers to the proxy's pings) show that a peer is alive, not that the tunnel is
-      // in use: with keepalive on, an idle tunnel must still reach idleTimeoutSeconds.
-      const auto frames = d.tracker.frames() - frames_before;
-      if (frames > 0 && frames == d.tracker.pongs() - pongs_before && d.tracker.at_boundary()) {
-        last_activity_ = previous_activity;
-      }
-      if (closing_ && close_handshake_complete()) {
-        finish();
-        break;
+      if (sent == d.written) {
+        d.bytes.inc(d.written);
+        after_write(d);
+        return;
       }
     }
-    d.done = true;
+    // The rest waits for the destination to drain (backpressure: no read meanwhile).
+    std::array<asio::const_buffer, 2> rest = out;
+    for (auto& b : rest) {
+      const std::size_t skip = std::min(sent, b.size());
+      b += skip;
+      sent -= skip;
+    }
+    d.writing = true;
+    asio::async_write(d.dst, rest,
+                      handler([this, &d](const boost::system::error_code& ec, std::size_t) {
+                        d.writing = false;
+                        if (finished_) return;
+                        if (ec) {
+                          end_with_error(other(d), ec);
+                          return;
+                        }
+                        d.bytes.inc(d.written);
+                        after_write(d);
+                        drive(d);
+                      }));
+  }
+
+  // The rest of a read's processing, once its bytes are in the destination.
+  void after_write(Direction& d) {
+    const auto data = d.read_bytes();
+    if (d.plan) {
+      apply_plan(d.held, *d.plan, data);
+    } else {
+      d.held.size = 0;  // sent, or dropped after our close frame
+    }
+    // Decided before the discarded rest is tracked: the boundary that counts is where the
+    // forwarded bytes end.
+    bool close_now = false;
+    bool ping_now = false;
+    if (d.plan && d.plan->over_limit && d.plan->clean_cut && !d.close_injected) {
+      // The forwarded stream ends right before the oversized frame: a boundary for the peer
+      // even though the tracker is inside that frame.
+      close_now = true;
+    } else if (closing_ && !d.close_injected && d.tracker.at_boundary()) {
+      close_now = true;
+    } else if (d.ping_wanted && !closing_ && d.tracker.at_boundary()) {
+      ping_now = true;
+    }
+    if (d.tracked < data.size()) {
+      d.tracker.advance(data.subspan(d.tracked));  // discarded, but a close reply must be seen
+    }
+    // Pongs (answers to the proxy's pings) show that a peer is alive, not that the tunnel is
+    // in use: with keepalive on, an idle tunnel must still reach idleTimeoutSeconds.
+    const auto frames = d.tracker.frames() - d.frames_before;
+    if (frames > 0 && frames == d.tracker.pongs() - d.pongs_before && d.tracker.at_boundary()) {
+      last_activity_ = d.previous_activity;
+    }
+    d.buffer.reset();
+    d.read_n = 0;
+    d.plan.reset();
+    if (close_now) {
+      inject_close(d);
+    } else if (ping_now) {
+      inject_ping(d);
+    }
   }
 
   // Writes our close frame into d's destination at a frame boundary.
-  asio::awaitable<bool> inject_close(Direction& d) {
-    const auto frame = make_close_frame(d.close_order.code, d.close_order.reason, d.to_backend);
+  void inject_close(Direction& d) {
     d.close_injected = true;
     if (!close_code_) {
       close_code_ = recorded_code_;
       initiator_ = "proxy";
     }
-    auto [ec, n] = co_await asio::async_write(d.dst, asio::buffer(frame), kTuple);
-    if (ec && !finished_) {
-      end_with_error(other(d), ec);
-      co_return false;
-    }
-    co_return !finished_;
+    write_control(d, make_close_frame(d.close_order.code, d.close_order.reason, d.to_backend),
+                  false);
   }
 
   // Writes a ping into d's destination at a frame boundary (masked towards the backend).
   // The peer's pong is forwarded to the other side like any frame: an unsolicited pong is
   // legal (RFC 6455 §5.5.3) and ignored by endpoints, and passing it costs nothing.
-  asio::awaitable<bool> inject_ping(Direction& d) {
+  void inject_ping(Direction& d) {
     static constexpr std::string_view kPingPayload = "wsgate";
-    const auto frame = make_ping_frame(kPingPayload, d.to_backend);
     d.ping_wanted = false;
-    auto [ec, n] = co_await asio::async_write(d.dst, asio::buffer(frame), kTuple);
-    if (ec && !finished_) {
-      end_with_error(other(d), ec);
-      co_return false;
+    write_control(d, make_ping_frame(kPingPayload, d.to_backend), true);
+  }
+
+  void write_control(Direction& d, std::vector<std::uint8_t> frame, bool ping) {
+    std::size_t sent = 0;
+    if (!d.dst.is_tls()) {
+      boost::system::error_code ec;
+      sent = d.dst.socket().write_some(asio::buffer(frame), ec);
+      if (ec && ec != asio::error::would_block) {
+        end_with_error(other(d), ec);
+        return;
+      }
+      if (sent == frame.size()) {
+        if (ping) d.dst_liveness.on_ping_sent(Clock::now());
+        return;
+      }
     }
-    d.dst_liveness.on_ping_sent(Clock::now());
-    co_return !finished_;
+    d.control = std::move(frame);
+    d.control_is_ping = ping;
+    d.writing = true;
+    asio::async_write(d.dst, asio::buffer(d.control.data() + sent, d.control.size() - sent),
+                      handler([this, &d](const boost::system::error_code& ec, std::size_t) {
+                        d.writing = false;
+                        d.control = {};
+                        if (finished_) return;
+                        if (ec) {
+                          end_with_error(other(d), ec);
+                          return;
+                        }
+                        if (d.control_is_ping) d.dst_liveness.on_ping_sent(Clock::now());
+                        drive(d);
+                      }));
   }
 
   // Every side the proxy sent a close frame to answered with its own (a side that got none,
@@ -314,13 +504,18 @@ class Tunnel final : public Drainable {
     backend_to_client_.close_order = std::move(to_client);
     client_to_backend_.close_order = std::move(to_backend);
     for (Direction* d : {&client_to_backend_, &backend_to_client_}) {
-      // Nothing more goes to a side that gets no close frame; its pump only watches now.
+      // Nothing more goes to a side that gets no close frame; its direction only watches now.
       if (!d->close_order.send) d->close_injected = true;
     }
     arm_grace_timer();
-    // Wake pumps parked in a readiness wait so they write the close frame now.
-    client_to_backend_.wait_cancel.emit(asio::cancellation_type::terminal);
-    backend_to_client_.wait_cancel.emit(asio::cancellation_type::terminal);
+    wake(client_to_backend_);
+    wake(backend_to_client_);
+  }
+
+  // A direction parked in a read gets to write a control frame now. Posted: request_close
+  // and pings may be decided while a direction is being driven.
+  void wake(Direction& d) {
+    asio::post(worker_.io(), handler([this, &d] { drive(d); }));
   }
 
   // A timeout closes the tunnel with 1001 to both sides; counted once, by reason, and only
@@ -363,21 +558,21 @@ class Tunnel final : public Drainable {
   }
 
   void end_with_eof(Direction& d) {
-    if (initiator_.empty()) initiator_ = d.source_name();
+    if (initiator_ == nullptr) initiator_ = d.source_name();
+    if (other(d).done || closing_) {
+      finish();  // both sockets close now: a FIN first would only cost a system call
+      return;
+    }
     // Half-close: pass the FIN on; the other direction keeps flowing until it ends too.
     d.dst.shutdown_send();
-    if (other(d).done || closing_) {
-      finish();
-    } else {
-      // A WebSocket peer ends TCP only after the close handshake (RFC 6455 §7.1.1); a FIN
-      // with or without its close frame means the WebSocket is over (a crashed backend sends
-      // no close frame). The other peer gets the close grace to end its side, not forever.
-      arm_grace_timer();
-    }
+    // A WebSocket peer ends TCP only after the close handshake (RFC 6455 §7.1.1); a FIN
+    // with or without its close frame means the WebSocket is over (a crashed backend sends
+    // no close frame). The other peer gets the close grace to end its side, not forever.
+    arm_grace_timer();
   }
 
   void end_with_error(Direction& d, const boost::system::error_code& ec) {
-    if (initiator_.empty()) initiator_ = d.source_name();
+    if (initiator_ == nullptr) initiator_ = d.source_name();
     spdlog::debug("route {}: tunnel ended by {}: {}", runtime_.id(), d.source_name(), ec.message());
     finish();
   }
@@ -385,48 +580,73 @@ class Tunnel final : public Drainable {
   void finish() {
     if (finished_) return;
     finished_ = true;
-    client_to_backend_.src.close();
-    backend_to_client_.src.close();
+    client_to_backend_.buffer.reset();
+    backend_to_client_.buffer.reset();
+    client_.close();
+    backend_.close();
+    timer_.cancel();
   }
 
+  // One timer per tunnel, set to the earliest of its deadlines (close grace, lifetime, next
+  // ping tick, next idle check); each expiry handles whatever is due and sets the next.
   void arm_grace_timer() {
-    grace_timer_.expires_after(ctx_.options.close_grace);
-    grace_timer_.async_wait([this](const boost::system::error_code& ec) {
-      if (!ec) finish();
-    });
+    grace_at_ = Clock::now() + ctx_.options.close_grace;
+    schedule_timer();
   }
 
-  void arm_lifetime_timer() {
-    lifetime_timer_.expires_at(started_ + std::chrono::seconds(route_.max_lifetime_seconds));
-    lifetime_timer_.async_wait([this](const boost::system::error_code& ec) {
-      if (!ec && !finished_) close_for_timeout("lifetime", "max lifetime");
-    });
+  void schedule_timer() {
+    if (finished_) return;
+    const auto next = std::min({grace_at_, lifetime_at_, next_ping_at_, idle_check_at_});
+    if (next == kNever || next >= timer_due_) return;  // the pending wait comes first
+    timer_due_ = next;
+    timer_.expires_at(next);  // a pending wait completes with operation_aborted
+    timer_.async_wait(handler([this](const boost::system::error_code& ec) {
+      if (ec || finished_) return;  // replaced by an earlier deadline, or the tunnel ended
+      timer_due_ = kNever;
+      on_timer(Clock::now());
+      schedule_timer();
+    }));
+  }
+
+  void on_timer(Clock::time_point now) {
+    if (now >= grace_at_) {
+      finish();
+      return;
+    }
+    if (now >= lifetime_at_) {
+      lifetime_at_ = kNever;
+      if (!finished_) close_for_timeout("lifetime", "max lifetime");
+    }
+    if (now >= next_ping_at_) {
+      next_ping_at_ = now + std::chrono::seconds(route_.ping_interval_seconds);
+      if (!closing_ && !close_code_) on_ping_tick(now);
+    }
+    if (now >= idle_check_at_) {
+      const auto idle_limit = std::chrono::seconds(route_.idle_timeout_seconds);
+      const auto idle_for = now - last_activity_;
+      if (idle_for >= idle_limit) {
+        idle_check_at_ = kNever;
+        close_for_timeout("idle", "idle timeout");
+      } else {
+        idle_check_at_ = now + (idle_limit - idle_for);
+      }
+    }
   }
 
   // Each interval, per side: ping it if it was silent for the interval; if a ping went
   // unanswered (nothing at all came back) close with 1001 to the side still alive.
-  void arm_ping_timer() {
-    ping_timer_.expires_after(std::chrono::seconds(route_.ping_interval_seconds));
-    ping_timer_.async_wait([this](const boost::system::error_code& ec) {
-      if (ec || finished_) return;
-      if (!closing_ && !close_code_) on_ping_tick();
-      if (!finished_) arm_ping_timer();
-    });
-  }
-
-  void on_ping_tick() {
-    const auto now = Clock::now();
+  void on_ping_tick(Clock::time_point now) {
     const auto interval = std::chrono::seconds(route_.ping_interval_seconds);
     bool backend_dead = false;
     bool client_dead = false;
     for (Direction* d : {&client_to_backend_, &backend_to_client_}) {
-      // d writes to the peer being judged; what that peer sends is read by the other pump.
+      // d writes to the peer being judged; what that peer sends is read by the other direction.
       const auto action = d->dst_liveness.on_tick(now, other(*d).last_read, interval);
       if (action == PeerLiveness::Action::kDead) {
         (d->to_backend ? backend_dead : client_dead) = true;
       } else if (action == PeerLiveness::Action::kPing && !d->ping_wanted) {
         d->ping_wanted = true;
-        d->wait_cancel.emit(asio::cancellation_type::terminal);  // the pump injects it
+        wake(*d);  // the direction injects it at its next frame boundary
       }
     }
     if (!backend_dead && !client_dead) return;
@@ -437,47 +657,49 @@ class Tunnel final : public Drainable {
                   CloseOrder{1001, "client not answering", !backend_dead}, 1001);
   }
 
-  void arm_idle_timer(Clock::duration after) {
-    idle_timer_.expires_after(after);
-    idle_timer_.async_wait([this](const boost::system::error_code& ec) {
-      if (ec || finished_) return;
-      const auto idle_limit = std::chrono::seconds(route_.idle_timeout_seconds);
-      const auto idle_for = Clock::now() - last_activity_;
-      if (idle_for >= idle_limit) {
-        close_for_timeout("idle", "idle timeout");
-      } else {
-        arm_idle_timer(idle_limit - idle_for);
-      }
-    });
-  }
-
   ProxyContext& ctx_;
   Worker& worker_;
-  TunnelParams params_;
+  SnapshotPtr snapshot_;  // keeps route_ and runtime_ alive
   RouteRuntime& runtime_;
   const config::Route& route_;
+  TunnelLease lease_;
+  Stream client_;
+  Stream backend_;
   Direction client_to_backend_;
   Direction backend_to_client_;
-  asio::steady_timer idle_timer_;
-  asio::steady_timer grace_timer_;
-  asio::steady_timer lifetime_timer_;  // maxLifetimeSeconds
-  asio::steady_timer ping_timer_;      // pingIntervalSeconds
+  asio::steady_timer timer_;
+  Clock::time_point timer_due_ = kNever;  // expiry of the pending timer wait
+  Clock::time_point grace_at_ = kNever;
+  Clock::time_point lifetime_at_ = kNever;   // maxLifetimeSeconds
+  Clock::time_point next_ping_at_ = kNever;  // pingIntervalSeconds
+  Clock::time_point idle_check_at_ = kNever;
   Clock::time_point started_;
   Clock::time_point last_activity_;
 
+  int outstanding_ = 0;    // handlers of this tunnel still pending
   bool closing_ = false;   // the proxy decided to close: inject close frames at boundaries
-  bool finished_ = false;  // sockets closed; pumps exit
+  bool finished_ = false;  // sockets closed; pending handlers drain, then the tunnel goes
   std::uint16_t recorded_code_ = 1001;       // the code counted when the proxy closes
   std::optional<std::uint16_t> close_code_;  // first close frame seen (or injected)
-  std::string initiator_;
+  const char* initiator_ = nullptr;          // "client", "backend" or "proxy"
 };
 
 }  // namespace
 
-asio::awaitable<void> run_tunnel(ProxyContext& ctx, Worker& worker, Stream& client, Stream& backend,
-                                 TunnelParams params) {
-  Tunnel tunnel(ctx, worker, client, backend, std::move(params));
-  co_await tunnel.run();
+void start_tunnel(ProxyContext& ctx, Worker& worker, Stream client, Stream backend,
+                  TunnelParams params) {
+  // Both sockets are read and written here without waiting when they can be: the user-level
+  // non-blocking flag makes such calls return would_block instead of blocking the worker.
+  for (Stream* s : {&client, &backend}) {
+    if (!s->is_tls() && !s->socket().non_blocking()) {
+      boost::system::error_code ec;
+      s->socket().non_blocking(true, ec);
+    }
+  }
+  const auto client_preamble = params.client_preamble;
+  const auto backend_preamble = params.backend_preamble;
+  auto* tunnel = new Tunnel(ctx, worker, std::move(client), std::move(backend), std::move(params));
+  tunnel->start(client_preamble, backend_preamble);
 }
 
 }  // namespace wsgate::proxy

@@ -19,7 +19,6 @@
 #include <vector>
 
 #include "proxy/responses.hpp"
-#include "proxy/tunnel.hpp"
 #include "proxy/upstream.hpp"
 
 namespace wsgate::proxy {
@@ -259,24 +258,19 @@ asio::awaitable<std::optional<Established>> establish(ProxyContext& ctx, Worker&
 
 }  // namespace
 
-asio::awaitable<void> run_upgrade(ProxyContext& ctx, Worker& worker, Stream& client,
+asio::awaitable<bool> run_upgrade(ProxyContext& ctx, Worker& worker, Stream& client,
                                   UpgradeRequest request) {
-  auto& entry = *request.entry;
-  // Give the route's tunnel slot back however this ends.
-  struct SlotRelease {
-    RouteRuntime& runtime;
-    ~SlotRelease() { runtime.tunnels.fetch_sub(1, std::memory_order_relaxed); }
-  } slot_release{*entry.runtime};
-
   std::optional<Established> established = co_await establish(ctx, worker, client, request);
-  if (!established) co_return;
-  // The request's header and read buffer are no longer needed: free them before the tunnel.
-  request.header = RequestHeader();
-  request.leftover = beast::flat_buffer();
-
-  TunnelParams params{std::move(request.snapshot), &entry, established->client_preamble,
-                      established->backend_preamble};
-  co_await run_tunnel(ctx, worker, client, *established->backend, std::move(params));
+  if (!established) co_return false;
+  TunnelParams params;
+  params.snapshot = std::move(request.snapshot);
+  params.entry = request.entry;
+  params.client_preamble = established->client_preamble;
+  params.backend_preamble = established->backend_preamble;
+  params.lease = std::move(request.lease);
+  params.lease.hold_connection(ctx.admission);
+  start_tunnel(ctx, worker, std::move(client), std::move(*established->backend), std::move(params));
+  co_return true;
 }
 
 }  // namespace wsgate::proxy

@@ -12,6 +12,7 @@
 #include "proxy/proxy_context.hpp"
 #include "proxy/snapshot.hpp"
 #include "proxy/stream.hpp"
+#include "proxy/tunnel.hpp"
 #include "proxy/worker.hpp"
 
 namespace wsgate::proxy {
@@ -23,11 +24,13 @@ struct UpgradeRequest {
   Snapshot::RouteEntry* entry = nullptr;
   std::string client_address;
   std::chrono::steady_clock::time_point started;
+  TunnelLease lease;  // the route's (and client's) tunnel slot, reserved by the caller
 };
 
-// Runs the handshake and, on success, the tunnel. The route's tunnel slot must already be
-// reserved (RouteRuntime::tunnels incremented); it is released when this returns.
-boost::asio::awaitable<void> run_upgrade(ProxyContext& ctx, Worker& worker, Stream& client,
+// Runs the handshake and, on success, starts the tunnel. Returns true when the tunnel took
+// `client` (moved from then) and the connection's --max-connections count with it; on
+// failure the lease's slots are given back when this returns.
+boost::asio::awaitable<bool> run_upgrade(ProxyContext& ctx, Worker& worker, Stream& client,
                                          UpgradeRequest request);
 
 // Removes the RFC 9110 §7.6.1 hop-by-hop fields (Connection, Keep-Alive, Proxy-Connection,

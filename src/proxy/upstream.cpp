@@ -6,6 +6,10 @@
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <sys/socket.h>
+
+#include <cerrno>
+
 #include "proxy/tls.hpp"
 
 namespace wsgate::proxy {
@@ -30,7 +34,27 @@ asio::awaitable<UpstreamConnection> connect_upstream(ProxyContext& ctx, Worker& 
         boost::system::error_code ignored;
         socket.close(ignored);
       });
-      std::tie(ec) = co_await socket.async_connect(tcp::endpoint(address, backend.port), kTuple);
+      // Non-blocking before the connect: the only ioctl this socket gets (see start_tunnel).
+      const tcp::endpoint endpoint(address, backend.port);
+      socket.open(endpoint.protocol(), ec);
+      if (!ec) socket.non_blocking(true, ec);
+      // connect() here and a wait for writability: what async_connect does, minus the poll()
+      // Asio adds after the wait (one system call per handshake).
+      if (!ec && ::connect(socket.native_handle(), endpoint.data(), endpoint.size()) != 0) {
+        if (errno != EINPROGRESS) {
+          ec = boost::system::error_code(errno, boost::system::system_category());
+        } else {
+          std::tie(ec) = co_await socket.async_wait(tcp::socket::wait_write, kTuple);
+          int error = 0;
+          socklen_t length = sizeof error;
+          if (!ec &&
+              ::getsockopt(socket.native_handle(), SOL_SOCKET, SO_ERROR, &error, &length) != 0) {
+            error = errno;
+          }
+          if (!ec && error != 0)
+            ec = boost::system::error_code(error, asio::error::get_system_category());
+        }
+      }
     } else {
       tcp::resolver resolver(worker.io());
       deadline.on_expiry([&resolver] { resolver.cancel(); });

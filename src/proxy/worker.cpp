@@ -44,7 +44,28 @@ Worker::Worker(std::size_t index)
 
 Worker::~Worker() {
   stop();
+  // Tunnels still open at exit: their sockets and timers must go before the io_context.
+  while (owned_head_ != nullptr) destroy(owned_head_);
   io_.reset();
+}
+
+void Worker::adopt(SelfOwned* object) {
+  object->prev_ = nullptr;
+  object->next_ = owned_head_;
+  if (owned_head_ != nullptr) owned_head_->prev_ = object;
+  owned_head_ = object;
+  ++owned_count_;
+}
+
+void Worker::destroy(SelfOwned* object) {
+  if (object->prev_ != nullptr) {
+    object->prev_->next_ = object->next_;
+  } else {
+    owned_head_ = object->next_;
+  }
+  if (object->next_ != nullptr) object->next_->prev_ = object->prev_;
+  --owned_count_;
+  delete object;
 }
 
 void Worker::publish(SnapshotPtr snapshot) {
@@ -61,6 +82,8 @@ void Worker::start_drain() {
     for (Drainable* d : live) {
       if (live_.count(d) != 0) d->on_drain();
     }
+    // A self-owned object is never deleted from inside its on_drain.
+    for (SelfOwned* o = owned_head_; o != nullptr; o = o->next_) o->on_drain();
   });
 }
 

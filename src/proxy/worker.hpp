@@ -28,6 +28,17 @@ class Drainable {
   virtual void on_drain() = 0;
 };
 
+// Something that owns itself once started (a tunnel after its HTTP session handed it the
+// sockets): the worker lists it, so that a drain reaches it and a worker destroyed with some
+// still open deletes them while the io_context their sockets use still exists. Listed
+// intrusively: an idle tunnel pays two pointers, not a hash-set node.
+class SelfOwned : public Drainable {
+ private:
+  friend class Worker;
+  SelfOwned* prev_ = nullptr;
+  SelfOwned* next_ = nullptr;
+};
+
 // Fixed-size I/O buffers recycled per worker: a tunnel takes one only while bytes are in
 // flight, so an idle tunnel holds none.
 class BufferPool {
@@ -67,7 +78,10 @@ class Worker {
   bool draining() const { return draining_; }
   void track(Drainable* d) { live_.insert(d); }
   void untrack(Drainable* d) { live_.erase(d); }
-  std::size_t live_count() const { return live_.size(); }
+  std::size_t live_count() const { return live_.size() + owned_count_; }
+  // Lists a started self-owned object; destroy() unlinks and deletes it (its last act).
+  void adopt(SelfOwned* object);
+  void destroy(SelfOwned* object);
 
   // Any thread.
   void publish(SnapshotPtr snapshot);
@@ -86,6 +100,8 @@ class Worker {
   SnapshotPtr snapshot_;
   bool draining_ = false;
   std::unordered_set<Drainable*> live_;
+  SelfOwned* owned_head_ = nullptr;
+  std::size_t owned_count_ = 0;
 };
 
 }  // namespace wsgate::proxy

@@ -328,6 +328,43 @@ class TunnelTest(harness.HarnessTestCase):
         self.assertTrue(self.proxy.running())
         self.assert_proxy_serves()
 
+    # -- backpressure --------------------------------------------------------------------------
+
+    def test_a_client_that_stops_reading_stalls_the_backend_and_loses_nothing(self):
+        # The proxy forwards one bounded buffer per direction: when the client stops reading,
+        # its socket fills, the proxy's write waits, and the backend's sends block in turn.
+        # Everything sent arrives intact once the client reads again.
+        backend = RawWebSocketServer()
+        self.addCleanup(backend.close)
+        self.add_route("slowreader", harness.echo_route_spec(backend.port, "/slowreader"))
+        ws = self.ws("/slowreader")
+        server = backend.wait_ready()
+        chunk = os.urandom(256 * 1024)
+        frame = frame_bytes(OP_BINARY, chunk, mask=False)
+        server.sock.settimeout(0.5)
+        sent_frames = 0
+        stalled = False
+        for _ in range(256):  # at most 64 MiB: far more than two loopback socket buffers hold
+            try:
+                server.sock.sendall(frame)
+            except socket.timeout:
+                stalled = True  # (part of this frame may have gone: it is sent on below)
+                break
+            sent_frames += 1
+        self.assertTrue(stalled, "the backend never blocked: the proxy buffered without bound")
+        self.assertTrue(self.proxy.running())
+        # The client reads again: every whole frame sent, byte for byte (the frame whose send
+        # timed out went partly and is left unread).
+        received = 0
+        while received < sent_frames:
+            opcode, payload = ws.recv_message(timeout=20)
+            self.assertEqual(opcode, OP_BINARY)
+            self.assertTrue(payload == chunk, f"frame {received} changed on the way")
+            received += 1
+        self.assertGreater(received, 4)
+        ws.abort()
+        wait_metric(self.proxy.admin_port, ACTIVE, 0, route="default/slowreader")
+
     # -- live counters -------------------------------------------------------------------------
 
     def test_byte_counters_move_while_the_tunnel_is_open(self):
