@@ -72,7 +72,7 @@ ForwardPlan plan_limited_forward(FrameTracker& tracker, std::span<const std::uin
     }
     pos += static_cast<std::ptrdiff_t>(step);
     if (tracker.status() != FrameTracker::Status::kOk || step == 0) {
-      // A broken stream is the endpoints' to refuse: pass it on as the unlimited pump does.
+      // A broken stream is the endpoints' to refuse: pass it on as an unlimited direction does.
       return plan;
     }
     if (limit > 0 && tracker.current_message_bytes() > limit) {

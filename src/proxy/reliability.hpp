@@ -17,9 +17,9 @@
 
 namespace wsgate::proxy {
 
-// Bytes of an incomplete frame header that the pump has fed to its tracker but not forwarded
-// yet: with maxMessageBytes the proxy must be able to drop a whole oversized frame, header
-// included, so the peer's stream stays at a frame boundary where a close frame can follow.
+// Bytes of an incomplete frame header that the tunnel direction has fed to its tracker but not
+// forwarded yet: with maxMessageBytes the proxy must be able to drop a whole oversized frame,
+// header included, so the peer's stream stays at a frame boundary where a close frame can follow.
 struct HeldHeader {
   static constexpr std::size_t kMaxHeader = 14;  // 2 + 8 (length) + 4 (mask)
   std::array<std::uint8_t, kMaxHeader> bytes{};
@@ -54,7 +54,7 @@ std::size_t frame_header_size(std::uint8_t second);
 
 // Proxy-side keepalive for one peer: ping it after an interval of silence, and call it dead
 // when nothing at all (pong or other traffic) came back within one further interval. A ping
-// that went out late (its pump was busy) gets at least half an interval before judgement.
+// that went out late (its direction was busy) gets at least half an interval before judgement.
 class PeerLiveness {
  public:
   using Clock = std::chrono::steady_clock;
