@@ -50,6 +50,9 @@ constexpr Clock::time_point kNever = Clock::time_point::max();
 // echo of a handshake check) fit whole; a read that fills it means more is waiting, and the
 // rest is read at once into a pooled buffer.
 constexpr std::size_t kParkBytes = 256;
+// SSL_read returns one record at most: a full one means more is probably waiting.
+constexpr std::size_t kTlsRecordBytes = 16 * 1024;
+static_assert(kTlsRecordBytes <= BufferPool::kBufferSize);
 // Reads forwarded by one direction before it lets the worker's other connections run.
 constexpr int kTurnsPerSlice = 16;
 
@@ -207,10 +210,10 @@ class Tunnel final : public SelfOwned {
     if (d.src.is_tls()) {
       if (d.flowing || d.src.has_buffered_input()) {
         d.buffer = pool.acquire();
-        const auto attempt = d.src.tls()->try_read(d.buffer.get(), BufferPool::kBufferSize);
+        const auto attempt = d.src.tls()->try_read(d.buffer.get(), kTlsRecordBytes);
         if (attempt.next == TlsStream::Attempt::Next::kDone) {
           set_read(d, attempt.ec, attempt.bytes, d.buffer.get());
-          d.flowing = attempt.bytes == BufferPool::kBufferSize;
+          d.flowing = attempt.bytes == kTlsRecordBytes;
           return true;
         }
         d.buffer.reset();

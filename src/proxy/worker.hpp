@@ -43,8 +43,8 @@ class SelfOwned : public Drainable {
 // flight, so an idle tunnel holds none.
 class BufferPool {
  public:
-  static constexpr std::size_t kBufferSize = 16 * 1024;
-  static constexpr std::size_t kMaxFree = 256;
+  static constexpr std::size_t kBufferSize = 64 * 1024;
+  static constexpr std::size_t kMaxFree = 64;
 
   struct Deleter {
     BufferPool* pool;
