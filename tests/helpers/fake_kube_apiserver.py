@@ -15,7 +15,7 @@ conventions describe it, so the controller's Kubernetes source can be tested wit
   PATCH .../namespaces/NS/websocketroutes/NAME/status                 application/merge-patch+json
         status writes are checked against the CRD's condition schema (422 when invalid)
 
-HTTPS with a certificate from a test CA (kube_test_pki.TestPki), bearer tokens
+HTTPS with a certificate from a test CA (test_pki.TestPki), bearer tokens
 checked (and client certificates, when a client CA is given), errors as v1 Status objects.
 Watch bodies are written in small chunks that cut events mid-line, as proxies may.
 

@@ -15,7 +15,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "helpers"))
 import harness  # noqa: E402
 from fake_kube_apiserver import FakeKubeApiServer  # noqa: E402
-from kube_test_pki import TestPki  # noqa: E402
+from test_pki import TestPki  # noqa: E402
 from harness import LOCALHOST, Process, binary, echo_route_spec, wait_until, write_route  # noqa: E402
 from test_controlplane import start_cp_proxy, upgrade_status  # noqa: E402
 from test_kubernetes_source import accepted  # noqa: E402
@@ -26,7 +26,7 @@ class ControllerKubernetesTest(harness.HarnessTestCase):
     def setUpClass(cls):
         cls.pki_dir = tempfile.mkdtemp(prefix="wsgate-ctl-kube-pki-")
         cls.addClassCleanup(shutil.rmtree, cls.pki_dir, True)
-        cls.pki = TestPki(cls.pki_dir)
+        cls.pki = TestPki(cls.pki_dir, "fake kube CA", with_kube_pair=True)
 
     def setUp(self):
         super().setUp()

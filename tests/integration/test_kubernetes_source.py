@@ -23,7 +23,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "helpers"))
 import harness  # noqa: E402
 from fake_kube_apiserver import FakeKubeApiServer  # noqa: E402
-from kube_test_pki import TestPki  # noqa: E402
+from test_pki import TestPki  # noqa: E402
 from harness import wait_until, write_route, remove_route  # noqa: E402
 
 TABLE_RE = r"kube-probe: table version=(\w+) routes=(\S+)$"
@@ -55,7 +55,7 @@ class KubernetesSourceTest(harness.HarnessTestCase):
     def setUpClass(cls):
         cls.pki_dir = tempfile.mkdtemp(prefix="wsgate-kube-pki-")
         cls.addClassCleanup(shutil.rmtree, cls.pki_dir, True)
-        cls.pki = TestPki(cls.pki_dir)
+        cls.pki = TestPki(cls.pki_dir, "fake kube CA", with_kube_pair=True)
 
     def start_server(self, **kwargs):
         server = FakeKubeApiServer(pki=self.pki, **kwargs).start()
@@ -292,7 +292,7 @@ class KubernetesSourceTest(harness.HarnessTestCase):
         server.create("default", "a", spec())
         # A CA that did not sign the server's certificate: refused, and retried.
         other_dir = self.make_temp_dir("wsgate-other-ca-")
-        other = TestPki(other_dir)
+        other = TestPki(other_dir, "fake kube CA", with_kube_pair=True)
         wrong = self.write_kubeconfig(
             server, [f"certificate-authority-data: {TestPki.read_b64(other.ca_cert)}"], ["token: x"])
         refused = self.start_probe(["--kubeconfig", wrong], name="wrong-ca")

@@ -9,7 +9,6 @@ Run: WSGATE_BIN_DIR=build/bin WSGATE_SOURCE_DIR=. /usr/bin/python3 tests/integra
 
 import json
 import os
-import secrets
 import select
 import shutil
 import ssl
@@ -20,7 +19,9 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "helpers"))
 import harness  # noqa: E402
+from test_pki import TestPki  # noqa: E402 - re-exported to the other TLS tests
 from test_demo_browser import CHROMIUM, DemoBrowserTest  # noqa: E402
 from harness import (  # noqa: E402
     LOCALHOST,
@@ -43,49 +44,7 @@ REASONS = ("no_shared_cipher", "protocol_version", "unknown_ca", "timeout", "oth
 
 
 # --------------------------------------------------------------------------------------------
-# Certificates (openssl CLI), shared with test_tls_upstream.py
-
-
-def openssl(*args, cwd=None):
-    result = subprocess.run([OPENSSL, *args], cwd=cwd, stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=30)
-    if result.returncode != 0:
-        raise AssertionError(f"openssl {' '.join(args)} failed: {result.stdout.decode()}")
-    return result.stdout.decode("utf-8", "replace")
-
-
-class TestPki:
-    """A test CA in `directory` and the server certificates it signs (P-256 keys: fast)."""
-
-    def __init__(self, directory, name="wsgate test CA"):
-        self.dir = directory
-        self.ca_cert = os.path.join(directory, "ca.crt")
-        self.ca_key = os.path.join(directory, "ca.key")
-        openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-                "-keyout", self.ca_key, "-out", self.ca_cert, "-days", "2", "-subj", f"/CN={name}",
-                "-addext", "basicConstraints=critical,CA:TRUE",
-                "-addext", "keyUsage=critical,keyCertSign,cRLSign")
-
-    def issue(self, stem, dns=(), ips=(), cn=None, out_dir=None):
-        """Writes <stem>.crt and <stem>.key (into out_dir, default the CA's directory)."""
-        out_dir = out_dir or self.dir
-        cert = os.path.join(out_dir, f"{stem}.crt")
-        key = os.path.join(out_dir, f"{stem}.key")
-        csr = os.path.join(self.dir, f"{stem}.csr")
-        ext = os.path.join(self.dir, f"{stem}.ext")
-        names = [f"DNS:{d}" for d in dns] + [f"IP:{i}" for i in ips]
-        with open(ext, "w", encoding="ascii") as out:
-            out.write("basicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n"
-                      "keyUsage=critical,digitalSignature\n"
-                      "subjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n")
-            if names:
-                out.write("subjectAltName=" + ",".join(names) + "\n")
-        openssl("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-                "-keyout", key, "-out", csr, "-subj", f"/CN={cn or (dns[0] if dns else stem)}")
-        openssl("x509", "-req", "-in", csr, "-CA", self.ca_cert, "-CAkey", self.ca_key,
-                "-set_serial", str(secrets.randbits(62)), "-days", "2", "-out", cert,
-                "-extfile", ext)
-        return cert, key
+# TLS helpers, shared with test_tls_lifecycle.py and test_tls_upstream.py
 
 
 def der_of(cert_path):
