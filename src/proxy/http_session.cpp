@@ -93,7 +93,8 @@ class HttpSession final : public Drainable, public std::enable_shared_from_this<
 
   ~HttpSession() override {
     if (tracked_) worker_.untrack(this);
-    // start_http_session counted this connection; a tunnel that took it gives it back.
+    // Counted before the session (start_http_session, or at a TLS accept); a tunnel that took
+    // the connection gives it back instead.
     if (!handed_off_) ctx_.admission.close_connection();
   }
 
@@ -373,7 +374,12 @@ void start_http_session(ProxyContext& ctx, Worker& worker, Stream stream,
                    asio::detached);
     return;
   }
-  // The session gives the connection back in its destructor.
+  start_admitted_http_session(ctx, worker, std::move(stream), peer);
+}
+
+void start_admitted_http_session(ProxyContext& ctx, Worker& worker, Stream stream,
+                                 const tcp::endpoint& peer) {
+  // The session gives the connection back in its destructor (or hands it to a tunnel).
   std::make_shared<HttpSession>(ctx, worker, std::move(stream), peer)->start();
 }
 

@@ -11,9 +11,15 @@
 
 namespace wsgate::proxy {
 
-// Starts serving an accepted connection on `worker` (call on the worker's thread). For a TLS
-// listener the stream's TLS handshake has already completed.
+// Starts serving an accepted plain connection on `worker` (call on the worker's thread): it
+// counts against --max-connections here, and past the limit gets a 503 and is closed.
 void start_http_session(ProxyContext& ctx, Worker& worker, Stream stream,
                         const tcp::endpoint& peer);
+
+// The same for a connection already counted against --max-connections (a TLS connection is
+// counted at accept, before its handshake, and arrives here with the handshake done); the
+// session gives the count back when it ends.
+void start_admitted_http_session(ProxyContext& ctx, Worker& worker, Stream stream,
+                                 const tcp::endpoint& peer);
 
 }  // namespace wsgate::proxy

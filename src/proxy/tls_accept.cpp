@@ -15,8 +15,25 @@
 namespace wsgate::proxy {
 namespace {
 
+// The --max-connections count taken at accept: given back here unless the HTTP session
+// takes it over (also when the handshake's coroutine is destroyed at shutdown).
+class CountedConnection {
+ public:
+  explicit CountedConnection(AdmissionLimits& admission) : admission_(&admission) {}
+  CountedConnection(const CountedConnection&) = delete;
+  CountedConnection& operator=(const CountedConnection&) = delete;
+  ~CountedConnection() {
+    if (admission_ != nullptr) admission_->close_connection();
+  }
+  void hand_over() { admission_ = nullptr; }
+
+ private:
+  AdmissionLimits* admission_;
+};
+
 asio::awaitable<void> run_tls_handshake(ProxyContext& ctx, Worker& worker, ServerTls& tls,
                                         tcp::socket socket, tcp::endpoint remote) {
+  CountedConnection counted(ctx.admission);
   // Pinned for the handshake: the SNI callback chooses from this set even if a rotation
   // replaces it meanwhile.
   const auto certificates = tls.current();
@@ -48,7 +65,8 @@ asio::awaitable<void> run_tls_handshake(ProxyContext& ctx, Worker& worker, Serve
     stream.close();
     co_return;
   }
-  start_http_session(ctx, worker, std::move(stream), remote);
+  counted.hand_over();
+  start_admitted_http_session(ctx, worker, std::move(stream), remote);
 }
 
 }  // namespace
@@ -82,6 +100,17 @@ std::string_view tls_handshake_error_reason(const boost::system::error_code& ec,
 
 void start_tls_session(ProxyContext& ctx, Worker& worker, ServerTls& tls, tcp::socket socket,
                        const tcp::endpoint& peer) {
+  // Counted before the handshake, so the limit also bounds handshakes in progress. Past it
+  // the connection is closed at once: a 503 would need a TLS handshake first, and that is the
+  // CPU the limit protects.
+  if (!ctx.admission.try_open_connection(ctx.options.max_connections)) {
+    ctx.metrics.connections_rejected.with({"max_connections"}).inc();
+    spdlog::debug("TLS connection from {} closed: --max-connections {} reached",
+                  peer.address().to_string(), ctx.options.max_connections);
+    boost::system::error_code ignored;
+    socket.close(ignored);
+    return;
+  }
   asio::co_spawn(worker.io(), run_tls_handshake(ctx, worker, tls, std::move(socket), peer),
                  asio::detached);
 }

@@ -21,8 +21,9 @@ std::string_view tls_handshake_error_reason(const boost::system::error_code& ec,
 inline constexpr std::string_view kTlsHandshakeErrorReasons[] = {
     "no_shared_cipher", "protocol_version", "unknown_ca", "timeout", "other"};
 
-// Runs the handshake on `socket` (call on the worker's thread); the client must finish it
-// within ctx.options.client_header_timeout.
+// Counts the connection against --max-connections (past it: closed at once, counted in
+// wsgate_connections_rejected_total) and runs the handshake on `socket` (call on the worker's
+// thread); the client must finish it within ctx.options.client_header_timeout.
 void start_tls_session(ProxyContext& ctx, Worker& worker, ServerTls& tls,
                        boost::asio::ip::tcp::socket socket,
                        const boost::asio::ip::tcp::endpoint& peer);

@@ -217,6 +217,37 @@ class TlsCertificateLifecycleTest(OwnProxyTestCase):
         wait_until(lambda: tls_errors(proxy.admin_port)["timeout"] == before["timeout"] + 1,
                    what="the timeout counted")
 
+    def test_max_connections_bounds_tls_handshakes_in_progress(self):
+        # Connections that never finish their TLS handshake count against --max-connections:
+        # past it a new one is closed at once (no handshake: that CPU is what the limit guards).
+        cert, key = self.pki.issue("limit", dns=["limit.test"])
+        proxy = start_tls_proxy(self, self.routes, [(cert, key)],
+                                ["--max-connections", "2", "--workers", "1"])
+        stalled = [harness.connect(proxy.tls_port) for _ in range(2)]
+        for sock in stalled:
+            self.addCleanup(sock.close)
+            sock.sendall(b"\x16\x03\x01")  # half a record header, then nothing
+        rejected = lambda: metric(harness.metrics(proxy.admin_port),  # noqa: E731
+                                  "wsgate_connections_rejected_total", reason="max_connections")
+        with harness.connect(proxy.tls_port) as third:
+            self.assertTrue(SocketReader(third).wait_closed(3), "the third connection was served")
+        wait_until(lambda: rejected() == 1, what="the refused connection counted")
+        self.assertEqual(tls_errors(proxy.admin_port)["timeout"], 0)
+        # The stalled ones still hold their places; once one goes, a wss tunnel is admitted.
+        stalled[0].close()
+
+        def tunnel_admitted():
+            try:
+                ws = tls_websocket(proxy.tls_port, self.ctx, "limit.test")
+            except (OSError, AssertionError, harness.HandshakeError):
+                return False
+            ws.send_text("admitted")
+            self.assertEqual(ws.recv_message(), (OP_TEXT, b"admitted"))
+            ws.close(1000)
+            return True
+
+        wait_until(tunnel_admitted, what="a wss tunnel admitted after a place freed")
+
 
 @unittest.skipIf(OPENSSL is None, "openssl CLI not installed")
 class TlsConnectionEndTest(OwnProxyTestCase):
