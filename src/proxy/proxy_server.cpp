@@ -6,6 +6,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include <atomic>
+#include <condition_variable>
 #include <mutex>
 #include <thread>
 
@@ -141,17 +142,28 @@ struct ProxyServer::Impl {
   void drain() {
     draining = true;
     spdlog::info("draining: closing tunnels with 1001, up to {} s", options.drain.count());
-    for (auto& w : workers) w->start_drain();
+    // Each worker reports when its last connection is gone: the exit follows at once,
+    // without polling the counts.
+    struct Latch {
+      std::mutex mutex;
+      std::condition_variable changed;
+      std::size_t busy_workers = 0;
+    };
+    auto latch = std::make_shared<Latch>();
+    latch->busy_workers = workers.size();
     const auto deadline = std::chrono::steady_clock::now() + options.drain;
-    std::size_t live = live_connections();
-    while (live > 0 && std::chrono::steady_clock::now() < deadline) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-      live = live_connections();
+    for (auto& w : workers) {
+      w->start_drain([latch] {
+        std::lock_guard<std::mutex> lock(latch->mutex);
+        if (--latch->busy_workers == 0) latch->changed.notify_all();
+      });
     }
-    if (live > 0) {
-      spdlog::warn("drain time is up with {} connections open: closing them", live);
-    } else {
+    std::unique_lock<std::mutex> lock(latch->mutex);
+    if (latch->changed.wait_until(lock, deadline, [&] { return latch->busy_workers == 0; })) {
       spdlog::info("drained: no connections left");
+    } else {
+      lock.unlock();
+      spdlog::warn("drain time is up with {} connections open: closing them", live_connections());
     }
   }
 

@@ -66,6 +66,14 @@ void Worker::destroy(SelfOwned* object) {
   if (object->next_ != nullptr) object->next_->prev_ = object->prev_;
   --owned_count_;
   delete object;
+  if (draining_) report_if_drained();
+}
+
+void Worker::report_if_drained() {
+  if (!on_drained_ || live_count() > 0) return;
+  auto report = std::move(on_drained_);
+  on_drained_ = nullptr;
+  report();
 }
 
 void Worker::publish(SnapshotPtr snapshot) {
@@ -74,9 +82,10 @@ void Worker::publish(SnapshotPtr snapshot) {
              [this, snapshot = std::move(snapshot)]() mutable { snapshot_ = std::move(snapshot); });
 }
 
-void Worker::start_drain() {
-  asio::post(*io_, [this] {
+void Worker::start_drain(std::function<void()> on_drained) {
+  asio::post(*io_, [this, on_drained = std::move(on_drained)]() mutable {
     draining_ = true;
+    on_drained_ = std::move(on_drained);
     // on_drain may untrack (closing an idle connection): iterate over a copy.
     const std::vector<Drainable*> live(live_.begin(), live_.end());
     for (Drainable* d : live) {
@@ -84,6 +93,7 @@ void Worker::start_drain() {
     }
     // A self-owned object is never deleted from inside its on_drain.
     for (SelfOwned* o = owned_head_; o != nullptr; o = o->next_) o->on_drain();
+    report_if_drained();
   });
 }
 

@@ -77,7 +77,10 @@ class Worker {
   const SnapshotPtr& snapshot() const { return snapshot_; }
   bool draining() const { return draining_; }
   void track(Drainable* d) { live_.insert(d); }
-  void untrack(Drainable* d) { live_.erase(d); }
+  void untrack(Drainable* d) {
+    live_.erase(d);
+    if (draining_) report_if_drained();
+  }
   std::size_t live_count() const { return live_.size() + owned_count_; }
   // Lists a started self-owned object; destroy() unlinks and deletes it (its last act).
   void adopt(SelfOwned* object);
@@ -85,11 +88,15 @@ class Worker {
 
   // Any thread.
   void publish(SnapshotPtr snapshot);
-  void start_drain();
+  // Tells every live connection to go; `on_drained` is called once, on the worker's thread,
+  // when none is left (at once if none is open).
+  void start_drain(std::function<void()> on_drained);
   void start();
   void stop();
 
  private:
+  void report_if_drained();
+
   std::size_t index_;
   // Owned by pointer so the destructor can destroy it (and the coroutine frames it still
   // holds, whose destructors untrack and release buffers) before the members below go.
@@ -99,6 +106,7 @@ class Worker {
   BufferPool buffers_;
   SnapshotPtr snapshot_;
   bool draining_ = false;
+  std::function<void()> on_drained_;
   std::unordered_set<Drainable*> live_;
   SelfOwned* owned_head_ = nullptr;
   std::size_t owned_count_ = 0;
