@@ -101,6 +101,10 @@ TlsStream::TlsStream(tcp::socket socket, SSL_CTX* ctx)
   socket_.non_blocking(true, ignored);
   if (!ssl_) return;  // out of memory: every operation then fails
   SSL_set_mode(ssl_.get(), kModes);
+  // Read-ahead: a recv() takes what has arrived up to the record buffer's size, not a 5-byte
+  // header and then the body of each record. The buffer is still released whenever it is empty,
+  // and has_buffered_input() (SSL_has_pending) counts what is read ahead.
+  SSL_set_read_ahead(ssl_.get(), 1);
   BIO* bio = BIO_new(bio_method());
   if (bio == nullptr) {
     ssl_.reset();
