@@ -84,6 +84,11 @@ class TlsStream {
   };
   // One SSL_read that never waits: a tunnel drives its own readiness waits.
   Attempt try_read(void* data, std::size_t size) { return attempt(Kind::kRead, data, size); }
+  // One SSL_write that never waits (at most one record with partial writes enabled). After a
+  // kWaitWrite/kWaitRead the same bytes must be offered again, as async_write_some does.
+  Attempt try_write(const void* data, std::size_t size) {
+    return attempt(Kind::kWrite, const_cast<void*>(data), size);
+  }
 
  private:
   enum class Kind { kHandshake, kRead, kWrite };

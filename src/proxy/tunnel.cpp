@@ -344,23 +344,18 @@ class Tunnel final : public SelfOwned {
     }
     const std::array<asio::const_buffer, 2> out = {asio::buffer(d.held.bytes.data(), held_out),
                                                    asio::buffer(data.data(), forward)};
-    std::size_t sent = 0;
-    if (!d.dst.is_tls()) {
-      // Usually the whole of it fits in the socket buffer: no round trip through the
-      // scheduler, which an asynchronous write costs even when it completes at once.
-      boost::system::error_code ec;
-      // (One buffer when no header is held: send() rather than sendmsg() with an empty iovec.)
-      sent = held_out == 0 ? d.dst.socket().write_some(out[1], ec)
-                           : d.dst.socket().write_some(out, ec);
-      if (ec && ec != asio::error::would_block) {
-        end_with_error(other(d), ec);
-        return;
-      }
-      if (sent == d.written) {
-        d.bytes.inc(d.written);
-        after_write(d);
-        return;
-      }
+    // Usually the whole of it fits in the socket buffer: no round trip through the scheduler,
+    // which an asynchronous write costs even when it completes at once.
+    boost::system::error_code ec;
+    std::size_t sent = write_now(d.dst, out, ec);
+    if (ec) {
+      end_with_error(other(d), ec);
+      return;
+    }
+    if (sent == d.written) {
+      d.bytes.inc(d.written);
+      after_write(d);
+      return;
     }
     // The rest waits for the destination to drain (backpressure: no read meanwhile).
     std::array<asio::const_buffer, 2> rest = out;
@@ -382,6 +377,36 @@ class Tunnel final : public SelfOwned {
                         after_write(d);
                         drive(d);
                       }));
+  }
+
+  // Writes as much of `out` into `dst` as it takes right now, without waiting; returns the
+  // bytes written. `ec` is set on a failure, not when the socket is merely full.
+  static std::size_t write_now(Stream& dst, const std::array<asio::const_buffer, 2>& out,
+                               boost::system::error_code& ec) {
+    if (!dst.is_tls()) {
+      // (One buffer when the first is empty: send() rather than sendmsg() with an empty iovec.)
+      const std::size_t sent = out[0].size() == 0 ? dst.socket().write_some(out[1], ec)
+                                                  : dst.socket().write_some(out, ec);
+      if (ec == asio::error::would_block) ec = {};
+      return ec ? 0 : sent;
+    }
+    std::size_t sent = 0;
+    for (const auto& buffer : out) {
+      const auto* data = static_cast<const char*>(buffer.data());
+      std::size_t left = buffer.size();
+      while (left > 0) {
+        const auto attempt = dst.tls()->try_write(data, left);
+        if (attempt.next != TlsStream::Attempt::Next::kDone) return sent;  // the rest waits
+        if (attempt.ec) {
+          ec = attempt.ec;
+          return sent;
+        }
+        data += attempt.bytes;
+        left -= attempt.bytes;
+        sent += attempt.bytes;
+      }
+    }
+    return sent;
   }
 
   // The rest of a read's processing, once its bytes are in the destination.
@@ -445,18 +470,16 @@ class Tunnel final : public SelfOwned {
   }
 
   void write_control(Direction& d, std::vector<std::uint8_t> frame, bool ping) {
-    std::size_t sent = 0;
-    if (!d.dst.is_tls()) {
-      boost::system::error_code ec;
-      sent = d.dst.socket().write_some(asio::buffer(frame), ec);
-      if (ec && ec != asio::error::would_block) {
-        end_with_error(other(d), ec);
-        return;
-      }
-      if (sent == frame.size()) {
-        if (ping) d.dst_liveness.on_ping_sent(Clock::now());
-        return;
-      }
+    boost::system::error_code ec;
+    const std::array<asio::const_buffer, 2> out = {asio::const_buffer(), asio::buffer(frame)};
+    const std::size_t sent = write_now(d.dst, out, ec);
+    if (ec) {
+      end_with_error(other(d), ec);
+      return;
+    }
+    if (sent == frame.size()) {
+      if (ping) d.dst_liveness.on_ping_sent(Clock::now());
+      return;
     }
     d.control = std::move(frame);
     d.control_is_ping = ping;

@@ -7,6 +7,7 @@ with test_tls_lifecycle.py and test_tls_upstream.py.
 Run: WSGATE_BIN_DIR=build/bin WSGATE_SOURCE_DIR=. /usr/bin/python3 tests/integration/test_tls.py
 """
 
+import asyncio
 import json
 import os
 import select
@@ -140,6 +141,38 @@ class TlsListenerTest(harness.HarnessTestCase):
         cls.ctx = client_context(cls.pki.ca_cert)
 
     # ---- wss end to end
+
+    def test_wss_client_that_stops_reading_stalls_the_echo_and_loses_nothing(self):
+        # The proxy writes TLS records into a client that reads nothing: its socket fills, an
+        # SSL_write wants to wait, and the rest of that record must be offered again byte for
+        # byte later. Every echo arrives intact once the client reads.
+        import websockets
+
+        chunk = os.urandom(256 * 1024)
+        count = 256  # 64 MiB: more than every socket buffer on the way holds
+
+        async def scenario():
+            uri = f"wss://{LOCALHOST}:{self.tls_port}/echo"
+            async with websockets.connect(uri, ssl=self.ctx, server_hostname="default.test",
+                                          max_size=None, max_queue=1) as ws:
+                async def send_all():
+                    for _ in range(count):
+                        await ws.send(chunk)
+
+                sender = asyncio.ensure_future(send_all())
+                done, _ = await asyncio.wait([sender], timeout=2)
+                stalled = not done
+                intact = 0
+                for _ in range(count):
+                    if await asyncio.wait_for(ws.recv(), 20) == chunk:
+                        intact += 1
+                await sender
+                return stalled, intact
+
+        stalled, intact = harness.run_async(scenario(), 120)
+        self.assertTrue(stalled, "the sender never blocked: something buffered without bound")
+        self.assertEqual(intact, count)
+        self.assertTrue(self.proxy.running())
 
     def test_wss_echo_with_python_websockets(self):
         import websockets
