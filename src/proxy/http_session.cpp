@@ -84,18 +84,17 @@ asio::awaitable<void> refuse_connection(std::shared_ptr<Stream> stream) {
 
 class HttpSession final : public Drainable, public std::enable_shared_from_this<HttpSession> {
  public:
-  HttpSession(ProxyContext& ctx, Worker& worker, Stream stream, const tcp::endpoint& peer)
+  HttpSession(ProxyContext& ctx, Worker& worker, Stream stream, const tcp::endpoint& peer,
+              ConnectionSlot connection)
       : ctx_(ctx),
         worker_(worker),
+        connection_(std::move(connection)),
         stream_(std::move(stream)),
         header_timer_(worker.io()),
         client_address_(peer.address().to_string()) {}
 
   ~HttpSession() override {
     if (tracked_) worker_.untrack(this);
-    // Counted before the session (start_http_session, or at a TLS accept); a tunnel that took
-    // the connection gives it back instead.
-    if (!handed_off_) ctx_.admission.close_connection();
   }
 
   void start() {
@@ -312,7 +311,7 @@ class HttpSession final : public Drainable, public std::enable_shared_from_this<
     // The session stays tracked through the handshake: a drain must wait for one in flight
     // (on_drain leaves a busy session alone). On success the tunnel owns the connection and
     // this session ends, freeing its buffers and coroutine frames.
-    handed_off_ = co_await run_upgrade(ctx_, worker_, stream_, std::move(upgrade));
+    handed_off_ = co_await run_upgrade(ctx_, worker_, stream_, connection_, std::move(upgrade));
     co_return false;
   }
 
@@ -351,12 +350,15 @@ class HttpSession final : public Drainable, public std::enable_shared_from_this<
 
   ProxyContext& ctx_;
   Worker& worker_;
+  // The connection's --max-connections place: given back when the session ends, unless a
+  // tunnel took it. (Declared before stream_: the place outlives the socket's close.)
+  ConnectionSlot connection_;
   Stream stream_;
   beast::flat_buffer buffer_;
   asio::steady_timer header_timer_;
   std::string client_address_;
   bool tracked_ = false;
-  bool handed_off_ = false;  // stream_ and the connection count went to a tunnel
+  bool handed_off_ = false;  // stream_ and connection_ went to a tunnel
   bool header_timed_out_ = false;
   std::uint64_t header_generation_ = 0;
   bool waiting_for_request_ = false;
@@ -374,13 +376,13 @@ void start_http_session(ProxyContext& ctx, Worker& worker, Stream stream,
                    asio::detached);
     return;
   }
-  start_admitted_http_session(ctx, worker, std::move(stream), peer);
+  start_admitted_http_session(ctx, worker, std::move(stream), peer, ConnectionSlot(ctx.admission));
 }
 
 void start_admitted_http_session(ProxyContext& ctx, Worker& worker, Stream stream,
-                                 const tcp::endpoint& peer) {
-  // The session gives the connection back in its destructor (or hands it to a tunnel).
-  std::make_shared<HttpSession>(ctx, worker, std::move(stream), peer)->start();
+                                 const tcp::endpoint& peer, ConnectionSlot connection) {
+  std::make_shared<HttpSession>(ctx, worker, std::move(stream), peer, std::move(connection))
+      ->start();
 }
 
 }  // namespace wsgate::proxy

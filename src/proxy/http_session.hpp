@@ -16,10 +16,9 @@ namespace wsgate::proxy {
 void start_http_session(ProxyContext& ctx, Worker& worker, Stream stream,
                         const tcp::endpoint& peer);
 
-// The same for a connection already counted against --max-connections (a TLS connection is
-// counted at accept, before its handshake, and arrives here with the handshake done); the
-// session gives the count back when it ends.
+// The same for a connection that already holds its --max-connections place (a TLS connection
+// takes it at accept, before its handshake, and arrives here with the handshake done).
 void start_admitted_http_session(ProxyContext& ctx, Worker& worker, Stream stream,
-                                 const tcp::endpoint& peer);
+                                 const tcp::endpoint& peer, ConnectionSlot connection);
 
 }  // namespace wsgate::proxy

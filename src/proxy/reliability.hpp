@@ -12,6 +12,7 @@
 #include <span>
 #include <string>
 #include <unordered_map>
+#include <utility>
 
 #include "proxy/frame_tracker.hpp"
 
@@ -103,6 +104,35 @@ class AdmissionLimits {
   std::atomic<std::size_t> connections_{0};
   mutable std::mutex mutex_;  // guards the per-client map (taken once per handshake)
   std::unordered_map<std::string, std::uint32_t> tunnels_by_client_;
+};
+
+// One open client connection's place under --max-connections (taken with try_open_connection),
+// given back when the slot is destroyed. Moves with the connection: TLS accept -> HTTP session
+// -> tunnel.
+class ConnectionSlot {
+ public:
+  ConnectionSlot() = default;
+  explicit ConnectionSlot(AdmissionLimits& limits) : limits_(&limits) {}
+  ConnectionSlot(ConnectionSlot&& other) noexcept
+      : limits_(std::exchange(other.limits_, nullptr)) {}
+  ConnectionSlot& operator=(ConnectionSlot&& other) noexcept {
+    if (this != &other) {
+      reset();
+      limits_ = std::exchange(other.limits_, nullptr);
+    }
+    return *this;
+  }
+  ConnectionSlot(const ConnectionSlot&) = delete;
+  ConnectionSlot& operator=(const ConnectionSlot&) = delete;
+  ~ConnectionSlot() { reset(); }
+
+  void reset() {
+    if (limits_ != nullptr) limits_->close_connection();
+    limits_ = nullptr;
+  }
+
+ private:
+  AdmissionLimits* limits_ = nullptr;
 };
 
 }  // namespace wsgate::proxy

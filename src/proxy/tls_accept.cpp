@@ -15,25 +15,9 @@
 namespace wsgate::proxy {
 namespace {
 
-// The --max-connections count taken at accept: given back here unless the HTTP session
-// takes it over (also when the handshake's coroutine is destroyed at shutdown).
-class CountedConnection {
- public:
-  explicit CountedConnection(AdmissionLimits& admission) : admission_(&admission) {}
-  CountedConnection(const CountedConnection&) = delete;
-  CountedConnection& operator=(const CountedConnection&) = delete;
-  ~CountedConnection() {
-    if (admission_ != nullptr) admission_->close_connection();
-  }
-  void hand_over() { admission_ = nullptr; }
-
- private:
-  AdmissionLimits* admission_;
-};
-
 asio::awaitable<void> run_tls_handshake(ProxyContext& ctx, Worker& worker, ServerTls& tls,
-                                        tcp::socket socket, tcp::endpoint remote) {
-  CountedConnection counted(ctx.admission);
+                                        tcp::socket socket, tcp::endpoint remote,
+                                        ConnectionSlot connection) {
   // Pinned for the handshake: the SNI callback chooses from this set even if a rotation
   // replaces it meanwhile.
   const auto certificates = tls.current();
@@ -65,8 +49,7 @@ asio::awaitable<void> run_tls_handshake(ProxyContext& ctx, Worker& worker, Serve
     stream.close();
     co_return;
   }
-  counted.hand_over();
-  start_admitted_http_session(ctx, worker, std::move(stream), remote);
+  start_admitted_http_session(ctx, worker, std::move(stream), remote, std::move(connection));
 }
 
 }  // namespace
@@ -111,8 +94,11 @@ void start_tls_session(ProxyContext& ctx, Worker& worker, ServerTls& tls, tcp::s
     socket.close(ignored);
     return;
   }
-  asio::co_spawn(worker.io(), run_tls_handshake(ctx, worker, tls, std::move(socket), peer),
-                 asio::detached);
+  // The place is given back if the handshake fails (or its coroutine is destroyed at exit).
+  asio::co_spawn(
+      worker.io(),
+      run_tls_handshake(ctx, worker, tls, std::move(socket), peer, ConnectionSlot(ctx.admission)),
+      asio::detached);
 }
 
 }  // namespace wsgate::proxy

@@ -22,7 +22,7 @@ TunnelLease& TunnelLease::operator=(TunnelLease&& other) noexcept {
     route_ = std::exchange(other.route_, nullptr);
     client_limits_ = std::exchange(other.client_limits_, nullptr);
     client_ = std::move(other.client_);
-    connection_ = std::exchange(other.connection_, nullptr);
+    connection_ = std::move(other.connection_);
   }
   return *this;
 }
@@ -35,10 +35,9 @@ void TunnelLease::hold_client_slot(AdmissionLimits& limits, std::string client) 
 void TunnelLease::release() {
   if (route_ != nullptr) route_->tunnels.fetch_sub(1, std::memory_order_relaxed);
   if (client_limits_ != nullptr) client_limits_->release_client_tunnel(client_);
-  if (connection_ != nullptr) connection_->close_connection();
+  connection_.reset();
   route_ = nullptr;
   client_limits_ = nullptr;
-  connection_ = nullptr;
 }
 
 namespace {

@@ -38,15 +38,15 @@ class TunnelLease {
   void hold_route_slot(RouteRuntime& runtime) { route_ = &runtime; }
   // A --max-tunnels-per-client slot was reserved for `client`.
   void hold_client_slot(AdmissionLimits& limits, std::string client);
-  // The client connection's --max-connections count moves here from its HTTP session.
-  void hold_connection(AdmissionLimits& limits) { connection_ = &limits; }
+  // The client connection's --max-connections place moves here from its HTTP session.
+  void hold_connection(ConnectionSlot connection) { connection_ = std::move(connection); }
 
  private:
   void release();
   RouteRuntime* route_ = nullptr;
   AdmissionLimits* client_limits_ = nullptr;
   std::string client_;
-  AdmissionLimits* connection_ = nullptr;
+  ConnectionSlot connection_;
 };
 
 struct TunnelParams {

@@ -259,7 +259,7 @@ asio::awaitable<std::optional<Established>> establish(ProxyContext& ctx, Worker&
 }  // namespace
 
 asio::awaitable<bool> run_upgrade(ProxyContext& ctx, Worker& worker, Stream& client,
-                                  UpgradeRequest request) {
+                                  ConnectionSlot& connection, UpgradeRequest request) {
   std::optional<Established> established = co_await establish(ctx, worker, client, request);
   if (!established) co_return false;
   TunnelParams params;
@@ -268,7 +268,7 @@ asio::awaitable<bool> run_upgrade(ProxyContext& ctx, Worker& worker, Stream& cli
   params.client_preamble = established->client_preamble;
   params.backend_preamble = established->backend_preamble;
   params.lease = std::move(request.lease);
-  params.lease.hold_connection(ctx.admission);
+  params.lease.hold_connection(std::move(connection));
   start_tunnel(ctx, worker, std::move(client), std::move(*established->backend), std::move(params));
   co_return true;
 }

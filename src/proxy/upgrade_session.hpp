@@ -28,10 +28,10 @@ struct UpgradeRequest {
 };
 
 // Runs the handshake and, on success, starts the tunnel. Returns true when the tunnel took
-// `client` (moved from then) and the connection's --max-connections count with it; on
-// failure the lease's slots are given back when this returns.
+// `client` and `connection` (both moved from then); on failure the lease's slots are given
+// back when this returns and the caller keeps the connection.
 boost::asio::awaitable<bool> run_upgrade(ProxyContext& ctx, Worker& worker, Stream& client,
-                                         UpgradeRequest request);
+                                         ConnectionSlot& connection, UpgradeRequest request);
 
 // Removes the RFC 9110 §7.6.1 hop-by-hop fields (Connection, Keep-Alive, Proxy-Connection,
 // TE, Trailer, Transfer-Encoding, Upgrade) and every field the Connection header names, except

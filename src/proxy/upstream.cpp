@@ -52,7 +52,7 @@ asio::awaitable<UpstreamConnection> connect_upstream(ProxyContext& ctx, Worker& 
             error = errno;
           }
           if (!ec && error != 0)
-            ec = boost::system::error_code(error, asio::error::get_system_category());
+            ec = boost::system::error_code(error, boost::system::system_category());
         }
       }
     } else {

@@ -315,6 +315,25 @@ TEST(ReliabilityAdmission, ConnectionLimitIsExactAndReleased) {
   EXPECT_EQ(limits.open_connections(), 3u);
 }
 
+TEST(ReliabilityAdmission, ConnectionSlotGivesItsPlaceBackOnceWhereverItMoved) {
+  AdmissionLimits limits;
+  ASSERT_TRUE(limits.try_open_connection(1));
+  {
+    ConnectionSlot accepted(limits);
+    ConnectionSlot session(std::move(accepted));  // TLS accept -> HTTP session
+    ConnectionSlot tunnel;
+    tunnel = std::move(session);  // session -> tunnel
+    EXPECT_EQ(limits.open_connections(), 1u);
+    EXPECT_FALSE(limits.try_open_connection(1));
+  }
+  EXPECT_EQ(limits.open_connections(), 0u);  // once, by the last holder
+  ASSERT_TRUE(limits.try_open_connection(1));
+  ConnectionSlot slot(limits);
+  slot.reset();
+  slot.reset();  // a second reset gives back nothing
+  EXPECT_EQ(limits.open_connections(), 0u);
+}
+
 TEST(ReliabilityAdmission, TunnelsAreCountedPerClient) {
   AdmissionLimits limits;
   EXPECT_TRUE(limits.try_reserve_client_tunnel("10.0.0.1", 2));
