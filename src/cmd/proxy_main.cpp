@@ -9,6 +9,7 @@
 
 #include "common/log.hpp"
 #include "proxy/proxy_server.hpp"
+#include "xds/discovery_client.hpp"
 
 namespace {
 
@@ -30,11 +31,31 @@ void raise_open_file_limit(std::size_t max_connections) {
   }
 }
 
+// The control-plane stream (src/xds) as the data plane's route feed.
+class DiscoveryFeed : public wsgate::proxy::RouteFeed {
+ public:
+  DiscoveryFeed(wsgate::xds::DiscoveryClientOptions options,
+                const wsgate::proxy::RouteFeedHooks& hooks)
+      : client_(with_node_address(std::move(options), hooks.node_address), hooks.apply,
+                hooks.reject, *hooks.registry) {}
+  void start() override { client_.start(); }
+  void stop() override { client_.stop(); }
+
+ private:
+  static wsgate::xds::DiscoveryClientOptions with_node_address(
+      wsgate::xds::DiscoveryClientOptions options, std::string address) {
+    options.node_address = std::move(address);
+    return options;
+  }
+  wsgate::xds::DiscoveryClient client_;
+};
+
 }  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"wsgate-proxy: WebSocket gateway data plane"};
   wsgate::proxy::ProxyServerOptions options;
+  wsgate::xds::DiscoveryClientOptions control_plane_options;
   std::vector<std::string> listen;
   std::vector<std::string> tls_cert_files;
   std::vector<std::string> tls_key_files;
@@ -46,13 +67,14 @@ int main(int argc, char** argv) {
 
   auto* routes =
       app.add_option("--routes", options.routes_dir, "Directory of route YAML files (watched)");
-  auto* control_plane = app.add_option("--control-plane", options.control_plane,
+  auto* control_plane = app.add_option("--control-plane", control_plane_options.target,
                                        "wsgate-controller gRPC address HOST:PORT");
-  app.add_option("--node-id", options.node_id, "Node id reported to the control plane");
-  app.add_option("--grpc-tls-cert", options.grpc_tls_cert,
+  app.add_option("--node-id", control_plane_options.node_id,
+                 "Node id reported to the control plane");
+  app.add_option("--grpc-tls-cert", control_plane_options.tls_cert,
                  "Client certificate for mutual TLS to the control plane");
-  app.add_option("--grpc-tls-key", options.grpc_tls_key, "Private key of --grpc-tls-cert");
-  app.add_option("--grpc-tls-ca", options.grpc_tls_ca,
+  app.add_option("--grpc-tls-key", control_plane_options.tls_key, "Private key of --grpc-tls-cert");
+  app.add_option("--grpc-tls-ca", control_plane_options.tls_ca,
                  "CA that signed the controller's certificate (enables TLS)");
   app.add_option("--listen", listen, "HTTP listen address HOST:PORT (repeatable)")
       ->default_str("0.0.0.0:8080");
@@ -94,7 +116,7 @@ int main(int argc, char** argv) {
 
   wsgate::init_logging(log_format == "json" ? wsgate::LogFormat::kJson : wsgate::LogFormat::kText,
                        spdlog::level::from_str(log_level));
-  if (options.routes_dir.empty() && options.control_plane.empty()) {
+  if (options.routes_dir.empty() && control_plane_options.target.empty()) {
     spdlog::error("one of --routes DIR or --control-plane HOST:PORT is required");
     return 2;
   }
@@ -118,6 +140,11 @@ int main(int argc, char** argv) {
   options.drain = std::chrono::seconds(drain_seconds);
   options.workers = workers;
   options.client_header_timeout = std::chrono::milliseconds(header_timeout_ms);
+  if (!control_plane_options.target.empty()) {
+    options.route_feed = [cp = control_plane_options](const wsgate::proxy::RouteFeedHooks& hooks) {
+      return std::make_unique<DiscoveryFeed>(cp, hooks);
+    };
+  }
   raise_open_file_limit(options.max_connections);
   try {
     wsgate::proxy::ProxyServer server(std::move(options));

@@ -57,4 +57,19 @@ std::variant<HostPort, std::string> parse_host_port(std::string_view text, bool 
   return out;
 }
 
+std::string listen_addresses(const std::vector<std::string>& configured,
+                             const std::vector<std::uint16_t>& bound) {
+  std::string out;
+  for (std::size_t i = 0; i < configured.size(); ++i) {
+    auto parsed = parse_host_port(configured[i], /*allow_port_zero=*/true);
+    std::string address = configured[i];
+    if (auto* host_port = std::get_if<HostPort>(&parsed); host_port && i < bound.size()) {
+      host_port->port = bound[i];
+      address = host_port->to_string();
+    }
+    out += (out.empty() ? "" : ",") + address;
+  }
+  return out;
+}
+
 }  // namespace wsgate

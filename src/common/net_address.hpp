@@ -5,6 +5,7 @@
 #include <string>
 #include <string_view>
 #include <variant>
+#include <vector>
 
 namespace wsgate {
 
@@ -20,5 +21,9 @@ struct HostPort {
 // Returns the parsed address, or a short reason ("missing port", "port out of range", ...).
 // allow_port_zero: listeners accept 0 (kernel picks); backends do not.
 std::variant<HostPort, std::string> parse_host_port(std::string_view text, bool allow_port_zero);
+
+// "host:port,host:port" of listeners, with the ports they actually bound (port 0 flags).
+std::string listen_addresses(const std::vector<std::string>& configured,
+                             const std::vector<std::uint16_t>& bound);
 
 }  // namespace wsgate

@@ -11,17 +11,17 @@
 #include <thread>
 
 #include "admin/admin_server.hpp"
+#include "common/net_address.hpp"
 #include "config/route_yaml.hpp"
 #include "metrics/registry.hpp"
-#include "proxy/discovery_client.hpp"
-#include "proxy/http_session.hpp"
-#include "proxy/listener.hpp"
-#include "proxy/proxy_context.hpp"
-#include "proxy/snapshot.hpp"
-#include "proxy/tls.hpp"
-#include "proxy/tls_accept.hpp"
-#include "proxy/tls_server.hpp"
-#include "proxy/worker.hpp"
+#include "proxy/core/proxy_context.hpp"
+#include "proxy/downstream/http_session.hpp"
+#include "proxy/downstream/listener.hpp"
+#include "proxy/downstream/listener_certificates.hpp"
+#include "proxy/downstream/tls_accept.hpp"
+#include "proxy/routing/snapshot.hpp"
+#include "proxy/runtime/worker.hpp"
+#include "proxy/upstream/upstream_tls.hpp"
 #include "source/directory_watcher.hpp"
 
 namespace wsgate::proxy {
@@ -178,7 +178,7 @@ struct ProxyServer::Impl {
   std::vector<std::unique_ptr<Listener>> listeners;
   std::unique_ptr<admin::AdminServer> admin;
   std::unique_ptr<source::DirectoryWatcher> watcher;
-  std::unique_ptr<DiscoveryClient> discovery;  // --control-plane
+  std::unique_ptr<RouteFeed> feed;  // --control-plane
 
   std::mutex snapshot_mutex;
   SnapshotPtr current;
@@ -225,30 +225,25 @@ int ProxyServer::run() {
     }
   }
   s.start_listeners();
-  if (!s.options.control_plane.empty()) {
+  if (s.options.route_feed) {
     std::vector<std::uint16_t> ports;
     for (auto& listener : s.listeners) ports.push_back(listener->port());
-    DiscoveryClientOptions cp;
-    cp.target = s.options.control_plane;
-    cp.node_id = s.options.node_id;
-    cp.tls_cert = s.options.grpc_tls_cert;
-    cp.tls_key = s.options.grpc_tls_key;
-    cp.tls_ca = s.options.grpc_tls_ca;
-    cp.node_address = listen_addresses(s.options.listen, ports);
-    // A snapshot is applied like a file update, but a CA bundle missing on this node NACKs it.
-    s.discovery = std::make_unique<DiscoveryClient>(
-        std::move(cp),
-        [&s](config::RouteTable table) {
-          std::string error = check_ca_files(table, s.upstream_tls);
-          if (error.empty()) {
-            s.apply(std::move(table));
-          } else {
-            s.reject(config::ConfigError{error});
-          }
-          return error;
-        },
-        [&s](const config::ConfigError& error) { s.reject(error); }, s.registry);
-    s.discovery->start();
+    RouteFeedHooks hooks;
+    // A fed table is applied like a file update, but a CA bundle missing on this node refuses it.
+    hooks.apply = [&s](config::RouteTable table) {
+      std::string error = check_ca_files(table, s.upstream_tls);
+      if (error.empty()) {
+        s.apply(std::move(table));
+      } else {
+        s.reject(config::ConfigError{error});
+      }
+      return error;
+    };
+    hooks.reject = [&s](const config::ConfigError& error) { s.reject(error); };
+    hooks.registry = &s.registry;
+    hooks.node_address = listen_addresses(s.options.listen, ports);
+    s.feed = s.options.route_feed(hooks);
+    s.feed->start();
   }
   s.admin->start();
 
@@ -272,7 +267,7 @@ int ProxyServer::run() {
 
   s.drain();
   if (s.watcher) s.watcher->stop();
-  if (s.discovery) s.discovery->stop();
+  if (s.feed) s.feed->stop();
   for (auto& l : s.listeners) l->close();
   for (auto& w : s.workers) w->stop();
   s.admin->stop();

@@ -5,9 +5,17 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
+
+#include "config/route.hpp"
+#include "config/route_yaml.hpp"
+
+namespace wsgate::metrics {
+class Registry;
+}
 
 namespace wsgate::proxy {
 
@@ -16,15 +24,30 @@ struct TlsCertPair {
   std::string key_file;
 };
 
+// A source of route tables besides --routes, started once the listeners are up and stopped at
+// the drain: the control-plane stream (src/xds). The data plane only sees tables, so it needs
+// neither gRPC nor to know where a route came from.
+class RouteFeed {
+ public:
+  virtual ~RouteFeed() = default;
+  virtual void start() = 0;
+  virtual void stop() = 0;
+};
+
+// What a RouteFeed is given: how to hand over a table, and what it may report.
+struct RouteFeedHooks {
+  // Applies a decoded, valid table; "" when it is in force, else why the proxy refused it.
+  std::function<std::string(config::RouteTable)> apply;
+  // An update that could not even be decoded.
+  std::function<void(const config::ConfigError&)> reject;
+  metrics::Registry* registry = nullptr;  // for the feed's own metrics
+  std::string node_address;               // the listeners, with the ports they bound
+};
+using RouteFeedFactory = std::function<std::unique_ptr<RouteFeed>(const RouteFeedHooks&)>;
+
 struct ProxyServerOptions {
-  std::string routes_dir;     // --routes
-  std::string control_plane;  // --control-plane HOST:PORT
-  std::string node_id;        // --node-id
-  // --grpc-tls-cert/--grpc-tls-key: client certificate for mutual TLS; --grpc-tls-ca: trust for
-  // the controller's certificate (any of them set = TLS on the control-plane channel).
-  std::string grpc_tls_cert;
-  std::string grpc_tls_key;
-  std::string grpc_tls_ca;
+  std::string routes_dir;               // --routes
+  RouteFeedFactory route_feed;          // --control-plane: set by the main, empty = none
   std::vector<std::string> listen;      // --listen (repeatable)
   std::vector<std::string> tls_listen;  // --tls-listen (repeatable)
   std::vector<TlsCertPair> tls_certs;   // --tls-cert/--tls-key pairs

@@ -13,8 +13,8 @@
 #include <string_view>
 #include <vector>
 
-#include "proxy/frame_tracker.hpp"
-#include "proxy/reliability.hpp"
+#include "proxy/websocket/frame_tracker.hpp"
+#include "proxy/websocket/message_limit.hpp"
 
 namespace {
 

@@ -12,7 +12,8 @@
 #include <string>
 
 #include "config/route.hpp"
-#include "proxy/handshake.hpp"
+#include "proxy/http/request_checks.hpp"
+#include "proxy/websocket/handshake_checks.hpp"
 
 namespace {
 
