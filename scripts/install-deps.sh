@@ -16,7 +16,7 @@ build_pkgs=(
 # What the test suite and the demo drive: real clients, real nginx, promtool, a browser.
 test_pkgs=(
   python3 python3-websockets curl openssl nginx-light haproxy prometheus
-  chromium clang libclang-rt-14-dev unzip
+  chromium clang clang-format libclang-rt-14-dev unzip
   # the container image test: podman builds the Dockerfile from a debootstrapped base
   podman buildah runc debootstrap
 )

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Installs what is missing, builds, and runs every test: the normal build (unit, integration,
-# delivery), the AddressSanitizer+UBSan and ThreadSanitizer builds, bounded fuzzing, the chaos
-# soak, and the container image.
+# Installs what is missing, checks the format, builds, and runs every test: the normal build
+# (unit, integration, delivery), the AddressSanitizer+UBSan and ThreadSanitizer builds, bounded
+# fuzzing, the chaos soak, and the container image.
 # Usage: scripts/test.sh [--quick]   (--quick: normal build only, no sanitizers, no image)
 # Env: JOBS (default: cores), BUILD_DIR (default build), CTEST_ARGS (extra ctest arguments).
 set -euo pipefail
@@ -28,6 +28,13 @@ configure_and_build() { # dir, cmake args...
   cmake -S . -B "$dir" -G Ninja "$@" >/dev/null
   ninja -C "$dir" -j "$jobs"
 }
+
+step "format (clang-format --dry-run -Werror)"
+# Every tracked C++ file as .clang-format says; a diff fails the run before anything builds.
+if ! git ls-files -z '*.cpp' '*.hpp' | xargs -0 clang-format --dry-run -Werror; then
+  echo "format: run clang-format -i on the files above" >&2
+  status=1
+fi
 
 step "build ($build_dir)"
 configure_and_build "$build_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo
