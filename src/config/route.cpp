@@ -10,14 +10,6 @@
 namespace wsgate::config {
 namespace {
 
-// Every field but `source`: what makes two routes the same route.
-auto content_of(const Route& r) {
-  return std::tie(r.namespace_, r.name, r.hosts, r.path_prefix, r.websocket_only, r.backends,
-                  r.allowed_origins, r.subprotocols, r.max_tunnels, r.idle_timeout_seconds,
-                  r.handshake_timeout_seconds, r.max_lifetime_seconds, r.ping_interval_seconds,
-                  r.handshakes_per_second, r.max_message_bytes);
-}
-
 boost::json::array string_array(const std::vector<std::string>& items) {
   boost::json::array out;
   for (const auto& item : items) out.emplace_back(item);
@@ -30,28 +22,21 @@ boost::json::object route_json(const Route& route, bool with_source) {
   out["namespace"] = route.namespace_;
   out["name"] = route.name;
   out["hosts"] = string_array(route.hosts);
-  out["pathPrefix"] = route.path_prefix;
-  out["websocketOnly"] = route.websocket_only;
+#define WSGATE_WRITE_ROUTE_FIELD(member, key, ...) out[key] = route.member;
+#define WSGATE_WRITE_BACKEND_FIELD(member, key, ...) b[key] = backend.member;
+  WSGATE_ROUTE_HEAD_FIELDS(WSGATE_WRITE_ROUTE_FIELD)
   boost::json::array backends;
   for (const auto& backend : route.backends) {
     boost::json::object b;
-    b["address"] = backend.address;
-    b["weight"] = backend.weight;
-    b["tls"] = backend.tls;
-    b["caFile"] = backend.ca_file;
-    b["serverName"] = backend.server_name;
+    WSGATE_BACKEND_FIELDS(WSGATE_WRITE_BACKEND_FIELD)
     backends.emplace_back(std::move(b));
   }
   out["backends"] = std::move(backends);
   out["allowedOrigins"] = string_array(route.allowed_origins);
   out["subprotocols"] = string_array(route.subprotocols);
-  out["maxTunnels"] = route.max_tunnels;
-  out["idleTimeoutSeconds"] = route.idle_timeout_seconds;
-  out["handshakeTimeoutSeconds"] = route.handshake_timeout_seconds;
-  out["maxLifetimeSeconds"] = route.max_lifetime_seconds;
-  out["pingIntervalSeconds"] = route.ping_interval_seconds;
-  out["handshakesPerSecond"] = route.handshakes_per_second;
-  out["maxMessageBytes"] = route.max_message_bytes;
+  WSGATE_ROUTE_TAIL_FIELDS(WSGATE_WRITE_ROUTE_FIELD)
+#undef WSGATE_WRITE_BACKEND_FIELD
+#undef WSGATE_WRITE_ROUTE_FIELD
   if (with_source) out["source"] = route.source;
   return out;
 }
@@ -80,8 +65,18 @@ std::string short_sha256(const std::string& text) {
 
 }  // namespace
 
+// Every field but `source`: what makes two routes the same route. (Backend's operator== is
+// defaulted, so it covers WSGATE_BACKEND_FIELDS by itself.)
 bool Route::same_content(const Route& other) const {
-  return content_of(*this) == content_of(other);
+  if (std::tie(namespace_, name, hosts, backends, allowed_origins, subprotocols) !=
+      std::tie(other.namespace_, other.name, other.hosts, other.backends, other.allowed_origins,
+               other.subprotocols))
+    return false;
+#define WSGATE_SAME_FIELD(member, ...) \
+  if (member != other.member) return false;
+  WSGATE_ROUTE_SCALAR_FIELDS(WSGATE_SAME_FIELD)
+#undef WSGATE_SAME_FIELD
+  return true;
 }
 
 RouteTable::RouteTable() : RouteTable(std::vector<Route>{}) {}

@@ -7,16 +7,20 @@
 #include <string>
 #include <vector>
 
+#include "config/route_fields.hpp"
+
 namespace wsgate::config {
 
+// The scalar knobs (path_prefix, websocket_only, max_tunnels, ... in Route; address, weight,
+// tls, ca_file, server_name in Backend) are declared from route_fields.hpp's lists, which give
+// each one's type, default and meaning.
+#define WSGATE_DECLARE_FIELD(member, key, type, default_value, min, max, proto) \
+  type member = default_value;
+
 struct Backend {
-  std::string address;  // as written: host:port, [v6]:port or name:port
-  std::string host;     // parsed host (no brackets)
+  WSGATE_BACKEND_FIELDS(WSGATE_DECLARE_FIELD)
+  std::string host;  // parsed from address (no brackets)
   std::uint16_t port = 0;
-  std::uint32_t weight = 1;
-  bool tls = false;
-  std::string ca_file;      // with tls: CA bundle; empty = system store
-  std::string server_name;  // with tls: SNI and verified name; empty = host
 
   bool operator==(const Backend&) const = default;
 };
@@ -25,18 +29,11 @@ struct Route {
   std::string namespace_ = "default";
   std::string name;
   std::vector<std::string> hosts;  // lower-case; "*.example.com" wildcards; empty = any host
-  std::string path_prefix = "/";
-  bool websocket_only = true;
+  WSGATE_ROUTE_HEAD_FIELDS(WSGATE_DECLARE_FIELD)
   std::vector<Backend> backends;
   std::vector<std::string> allowed_origins;
   std::vector<std::string> subprotocols;
-  std::uint32_t max_tunnels = 0;
-  std::uint32_t idle_timeout_seconds = 0;
-  std::uint32_t handshake_timeout_seconds = 10;
-  std::uint32_t max_lifetime_seconds = 0;
-  std::uint32_t ping_interval_seconds = 0;
-  std::uint32_t handshakes_per_second = 0;
-  std::uint64_t max_message_bytes = 0;
+  WSGATE_ROUTE_TAIL_FIELDS(WSGATE_DECLARE_FIELD)
 
   std::string source;  // file (or "kubernetes") the route came from; not part of its identity
 
@@ -46,6 +43,8 @@ struct Route {
   // Equality over content only (source excluded), for snapshot hashing and diffing.
   bool same_content(const Route& other) const;
 };
+
+#undef WSGATE_DECLARE_FIELD
 
 // One whole, validated, immutable set of routes. Shared between threads by shared_ptr<const>.
 class RouteTable {

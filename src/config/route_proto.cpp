@@ -1,14 +1,38 @@
 #include "config/route_proto.hpp"
 
 #include <string>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
+#include "config/route_fields.hpp"
 #include "config/route_validate.hpp"
 
 namespace wsgate::config {
 namespace {
 
 constexpr std::string_view kPrefix = "control plane: ";
+
+// Each list entry's proto field carries exactly its C++ type (uint32 for std::uint32_t, ...), so
+// the wire form neither narrows nor widens a knob.
+#define WSGATE_CHECK_PROTO_TYPE(message, member, key, type, default_value, min, max, proto) \
+  static_assert(                                                                            \
+      std::is_same_v<std::decay_t<decltype(std::declval<const message&>().proto())>, type>, \
+      key ": the proto field's type differs from the C++ member's");
+#define WSGATE_CHECK_ROUTE_PROTO_TYPE(...) WSGATE_CHECK_PROTO_TYPE(wsgate::v1::Route, __VA_ARGS__)
+#define WSGATE_CHECK_BACKEND_PROTO_TYPE(...) \
+  WSGATE_CHECK_PROTO_TYPE(wsgate::v1::Backend, __VA_ARGS__)
+WSGATE_ROUTE_SCALAR_FIELDS(WSGATE_CHECK_ROUTE_PROTO_TYPE)
+WSGATE_BACKEND_FIELDS(WSGATE_CHECK_BACKEND_PROTO_TYPE)
+#undef WSGATE_CHECK_BACKEND_PROTO_TYPE
+#undef WSGATE_CHECK_ROUTE_PROTO_TYPE
+#undef WSGATE_CHECK_PROTO_TYPE
+
+// member, key, type, default, min, max, proto: one field between the model and the message.
+#define WSGATE_DECODE_FIELD(member, key, type, default_value, min, max, proto) \
+  out.member = in.proto();
+#define WSGATE_ENCODE_FIELD(member, key, type, default_value, min, max, proto) \
+  out->set_##proto(in.member);
 
 template <typename Repeated>
 std::vector<std::string> to_vector(const Repeated& items) {
@@ -25,60 +49,46 @@ Route decode_route(const wsgate::v1::Route& message) {
   route.namespace_ = message.namespace_();
   route.name = message.name();
   route.hosts = to_vector(message.hosts());
-  route.path_prefix = message.path_prefix();
-  route.websocket_only = message.websocket_only();
-  for (const auto& b : message.backends()) {
-    Backend backend;
-    backend.address = b.address();
-    backend.weight = b.weight();
-    backend.tls = b.tls();
-    backend.ca_file = b.ca_file();
-    backend.server_name = b.server_name();
-    route.backends.push_back(std::move(backend));
+  for (const auto& in : message.backends()) {
+    Backend out;
+    WSGATE_BACKEND_FIELDS(WSGATE_DECODE_FIELD)
+    route.backends.push_back(std::move(out));
   }
   route.allowed_origins = to_vector(message.allowed_origins());
   route.subprotocols = to_vector(message.subprotocols());
-  route.max_tunnels = message.max_tunnels();
-  route.idle_timeout_seconds = message.idle_timeout_seconds();
-  route.handshake_timeout_seconds = message.handshake_timeout_seconds();
-  route.max_lifetime_seconds = message.max_lifetime_seconds();
-  route.ping_interval_seconds = message.ping_interval_seconds();
-  route.handshakes_per_second = message.handshakes_per_second();
-  route.max_message_bytes = message.max_message_bytes();
   route.source = message.source();
+  {
+    const auto& in = message;
+    auto& out = route;
+    WSGATE_ROUTE_SCALAR_FIELDS(WSGATE_DECODE_FIELD)
+  }
   return route;
 }
+
+void encode_route(const Route& route, wsgate::v1::Route* message) {
+  message->set_namespace_(route.namespace_);
+  message->set_name(route.name);
+  assign(route.hosts, message->mutable_hosts());
+  for (const auto& in : route.backends) {
+    auto* out = message->add_backends();
+    WSGATE_BACKEND_FIELDS(WSGATE_ENCODE_FIELD)
+  }
+  assign(route.allowed_origins, message->mutable_allowed_origins());
+  assign(route.subprotocols, message->mutable_subprotocols());
+  message->set_source(route.source);
+  const auto& in = route;
+  auto* out = message;
+  WSGATE_ROUTE_SCALAR_FIELDS(WSGATE_ENCODE_FIELD)
+}
+
+#undef WSGATE_ENCODE_FIELD
+#undef WSGATE_DECODE_FIELD
 
 }  // namespace
 
 wsgate::v1::RouteTable to_proto(const RouteTable& table) {
   wsgate::v1::RouteTable out;
-  for (const auto& route : table.routes()) {
-    auto* message = out.add_routes();
-    message->set_namespace_(route.namespace_);
-    message->set_name(route.name);
-    assign(route.hosts, message->mutable_hosts());
-    message->set_path_prefix(route.path_prefix);
-    message->set_websocket_only(route.websocket_only);
-    for (const auto& backend : route.backends) {
-      auto* b = message->add_backends();
-      b->set_address(backend.address);
-      b->set_weight(backend.weight);
-      b->set_tls(backend.tls);
-      b->set_ca_file(backend.ca_file);
-      b->set_server_name(backend.server_name);
-    }
-    assign(route.allowed_origins, message->mutable_allowed_origins());
-    assign(route.subprotocols, message->mutable_subprotocols());
-    message->set_max_tunnels(route.max_tunnels);
-    message->set_idle_timeout_seconds(route.idle_timeout_seconds);
-    message->set_handshake_timeout_seconds(route.handshake_timeout_seconds);
-    message->set_max_lifetime_seconds(route.max_lifetime_seconds);
-    message->set_ping_interval_seconds(route.ping_interval_seconds);
-    message->set_handshakes_per_second(route.handshakes_per_second);
-    message->set_max_message_bytes(route.max_message_bytes);
-    message->set_source(route.source);
-  }
+  for (const auto& route : table.routes()) encode_route(route, out.add_routes());
   return out;
 }
 

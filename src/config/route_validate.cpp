@@ -9,31 +9,34 @@
 #include <vector>
 
 #include "common/net_address.hpp"
+#include "config/route_fields.hpp"
 
 namespace wsgate::config {
 namespace {
 
-// Counts and durations fit in a signed 32-bit value everywhere they are used (timers, gauges).
-constexpr std::uint64_t kMaxCount = 2147483647;
-constexpr std::uint64_t kMaxBytes =
-    static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max());
-
 struct IntegerLimit {
   std::string_view field;
+  bool is_integer;  // only integers have a range
   std::uint64_t min;
   std::uint64_t max;
 };
 
-constexpr IntegerLimit kIntegerLimits[] = {
-    {"weight", 1, 1000},
-    {"maxTunnels", 0, kMaxCount},
-    {"idleTimeoutSeconds", 0, kMaxCount},
-    {"handshakeTimeoutSeconds", 1, 3600},
-    {"maxLifetimeSeconds", 0, kMaxCount},
-    {"pingIntervalSeconds", 0, kMaxCount},
-    {"handshakesPerSecond", 0, kMaxCount},
-    {"maxMessageBytes", 0, kMaxBytes},
-};
+// The ranges of route_fields.hpp, by YAML key (route and backend keys do not overlap).
+#define WSGATE_LIMIT_OF_FIELD(member, key, type, default_value, min, max, proto) \
+  IntegerLimit{key, kIsIntegerField<type>, min, max},
+constexpr IntegerLimit kIntegerLimits[] = {WSGATE_ROUTE_SCALAR_FIELDS(WSGATE_LIMIT_OF_FIELD)
+                                               WSGATE_BACKEND_FIELDS(WSGATE_LIMIT_OF_FIELD)};
+#undef WSGATE_LIMIT_OF_FIELD
+
+// A list entry's range, when it is an integer; other types have nothing to check here.
+template <typename T>
+std::optional<std::string> check_field(std::string_view key, const T& value) {
+  if constexpr (kIsIntegerField<T>) {
+    return check_integer(key, value);
+  } else {
+    return std::nullopt;
+  }
+}
 
 bool is_lower_alnum(char c) {
   return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
@@ -181,8 +184,10 @@ std::optional<FieldError> validate_backend(Backend& backend, const std::string& 
   const auto& host_port = std::get<HostPort>(parsed);
   backend.host = host_port.host;
   backend.port = host_port.port;
-  if (auto reason = check_integer("weight", backend.weight))
-    return FieldError{field + ".weight", *reason};
+#define WSGATE_CHECK_BACKEND_FIELD(member, key, ...) \
+  if (auto reason = check_field(key, backend.member)) return FieldError{field + "." key, *reason};
+  WSGATE_BACKEND_FIELDS(WSGATE_CHECK_BACKEND_FIELD)
+#undef WSGATE_CHECK_BACKEND_FIELD
   if (!backend.tls && !backend.ca_file.empty())
     return FieldError{field + ".caFile", "only allowed with tls: true"};
   if (!backend.tls && !backend.server_name.empty())
@@ -199,7 +204,7 @@ std::optional<FieldError> validate_backend(Backend& backend, const std::string& 
 
 std::optional<std::string> check_integer(std::string_view field, std::uint64_t value) {
   for (const auto& limit : kIntegerLimits) {
-    if (limit.field != field) continue;
+    if (!limit.is_integer || limit.field != field) continue;
     if (value >= limit.min && value <= limit.max) return std::nullopt;
     if (limit.min == 0) return "must be at most " + std::to_string(limit.max);
     return "must be between " + std::to_string(limit.min) + " and " + std::to_string(limit.max);
@@ -235,19 +240,10 @@ std::optional<FieldError> validate_route_spec(Route& route) {
     return error;
   if (auto error = check_name_list(route.subprotocols, "spec.subprotocols", false, check_token))
     return error;
-  const std::pair<std::string_view, std::uint64_t> integers[] = {
-      {"maxTunnels", route.max_tunnels},
-      {"idleTimeoutSeconds", route.idle_timeout_seconds},
-      {"handshakeTimeoutSeconds", route.handshake_timeout_seconds},
-      {"maxLifetimeSeconds", route.max_lifetime_seconds},
-      {"pingIntervalSeconds", route.ping_interval_seconds},
-      {"handshakesPerSecond", route.handshakes_per_second},
-      {"maxMessageBytes", route.max_message_bytes},
-  };
-  for (const auto& [field, value] : integers) {
-    if (auto reason = check_integer(field, value))
-      return FieldError{"spec." + std::string(field), *reason};
-  }
+#define WSGATE_CHECK_ROUTE_FIELD(member, key, ...) \
+  if (auto reason = check_field(key, route.member)) return FieldError{"spec." key, *reason};
+  WSGATE_ROUTE_SCALAR_FIELDS(WSGATE_CHECK_ROUTE_FIELD)
+#undef WSGATE_CHECK_ROUTE_FIELD
   return std::nullopt;
 }
 

@@ -13,7 +13,9 @@
 #include <optional>
 #include <set>
 #include <sstream>
+#include <type_traits>
 
+#include "config/route_fields.hpp"
 #include "config/route_validate.hpp"
 
 namespace wsgate::config {
@@ -82,6 +84,19 @@ Result read_integer(const YAML::Node& node, const std::string& path, std::string
   return std::nullopt;
 }
 
+// One scalar knob of route_fields.hpp, read as its type says.
+template <typename T>
+Result read_field(const YAML::Node& node, const std::string& path, std::string_view key, T& out) {
+  if constexpr (std::is_same_v<T, std::string>) {
+    return read_string(node, path, out);
+  } else if constexpr (std::is_same_v<T, bool>) {
+    return read_bool(node, path, out);
+  } else {
+    static_assert(kIsIntegerField<T>);
+    return read_integer(node, path, key, out);
+  }
+}
+
 Result read_string_list(const YAML::Node& node, const std::string& path,
                         std::vector<std::string>& out) {
   if (!node.IsSequence()) return FieldError{path, "expected a list"};
@@ -116,14 +131,11 @@ Result read_backend(const YAML::Node& node, const std::string& path, Backend& ba
   auto error = for_each_field(
       node, path,
       [&](const std::string& key, const std::string& field, const YAML::Node& value) -> Result {
-        if (key == "address") {
-          has_address = true;
-          return read_string(value, field, backend.address);
-        }
-        if (key == "weight") return read_integer(value, field, key, backend.weight);
-        if (key == "tls") return read_bool(value, field, backend.tls);
-        if (key == "caFile") return read_string(value, field, backend.ca_file);
-        if (key == "serverName") return read_string(value, field, backend.server_name);
+        if (key == "address") has_address = true;
+#define WSGATE_READ_BACKEND_FIELD(member, name, ...) \
+  if (key == name) return read_field(value, field, key, backend.member);
+        WSGATE_BACKEND_FIELDS(WSGATE_READ_BACKEND_FIELD)
+#undef WSGATE_READ_BACKEND_FIELD
         return FieldError{field, "unknown field"};
       });
   if (error) return error;
@@ -146,28 +158,19 @@ Result read_spec(const YAML::Node& node, Route& route) {
   auto error = for_each_field(
       node, "spec",
       [&](const std::string& key, const std::string& field, const YAML::Node& value) -> Result {
+        // The lists and backends are hand-written (see route_fields.hpp); every scalar knob is
+        // read from the list.
         if (key == "hosts") return read_string_list(value, field, route.hosts);
-        if (key == "pathPrefix") return read_string(value, field, route.path_prefix);
-        if (key == "websocketOnly") return read_bool(value, field, route.websocket_only);
         if (key == "backends") {
           has_backends = true;
           return read_backends(value, field, route.backends);
         }
         if (key == "allowedOrigins") return read_string_list(value, field, route.allowed_origins);
         if (key == "subprotocols") return read_string_list(value, field, route.subprotocols);
-        if (key == "maxTunnels") return read_integer(value, field, key, route.max_tunnels);
-        if (key == "idleTimeoutSeconds")
-          return read_integer(value, field, key, route.idle_timeout_seconds);
-        if (key == "handshakeTimeoutSeconds")
-          return read_integer(value, field, key, route.handshake_timeout_seconds);
-        if (key == "maxLifetimeSeconds")
-          return read_integer(value, field, key, route.max_lifetime_seconds);
-        if (key == "pingIntervalSeconds")
-          return read_integer(value, field, key, route.ping_interval_seconds);
-        if (key == "handshakesPerSecond")
-          return read_integer(value, field, key, route.handshakes_per_second);
-        if (key == "maxMessageBytes")
-          return read_integer(value, field, key, route.max_message_bytes);
+#define WSGATE_READ_ROUTE_FIELD(member, name, ...) \
+  if (key == name) return read_field(value, field, key, route.member);
+        WSGATE_ROUTE_SCALAR_FIELDS(WSGATE_READ_ROUTE_FIELD)
+#undef WSGATE_READ_ROUTE_FIELD
         return FieldError{field, "unknown field"};
       });
   if (error) return error;
