@@ -28,11 +28,16 @@ WSGATE_BACKEND_FIELDS(WSGATE_CHECK_BACKEND_PROTO_TYPE)
 #undef WSGATE_CHECK_ROUTE_PROTO_TYPE
 #undef WSGATE_CHECK_PROTO_TYPE
 
-// member, key, type, default, min, max, proto: one field between the model and the message.
-#define WSGATE_DECODE_FIELD(member, key, type, default_value, min, max, proto) \
-  out.member = in.proto();
-#define WSGATE_ENCODE_FIELD(member, key, type, default_value, min, max, proto) \
-  out->set_##proto(in.member);
+// One list entry between the model and the message: into `route`/`backend` from
+// `message`/`b` (decode), or the other way (encode).
+#define WSGATE_DECODE_ROUTE_FIELD(member, key, type, default_value, min, max, proto) \
+  route.member = message.proto();
+#define WSGATE_DECODE_BACKEND_FIELD(member, key, type, default_value, min, max, proto) \
+  backend.member = b.proto();
+#define WSGATE_ENCODE_ROUTE_FIELD(member, key, type, default_value, min, max, proto) \
+  message->set_##proto(route.member);
+#define WSGATE_ENCODE_BACKEND_FIELD(member, key, type, default_value, min, max, proto) \
+  b->set_##proto(backend.member);
 
 template <typename Repeated>
 std::vector<std::string> to_vector(const Repeated& items) {
@@ -49,19 +54,15 @@ Route decode_route(const wsgate::v1::Route& message) {
   route.namespace_ = message.namespace_();
   route.name = message.name();
   route.hosts = to_vector(message.hosts());
-  for (const auto& in : message.backends()) {
-    Backend out;
-    WSGATE_BACKEND_FIELDS(WSGATE_DECODE_FIELD)
-    route.backends.push_back(std::move(out));
+  for (const auto& b : message.backends()) {
+    Backend backend;
+    WSGATE_BACKEND_FIELDS(WSGATE_DECODE_BACKEND_FIELD)
+    route.backends.push_back(std::move(backend));
   }
   route.allowed_origins = to_vector(message.allowed_origins());
   route.subprotocols = to_vector(message.subprotocols());
+  WSGATE_ROUTE_SCALAR_FIELDS(WSGATE_DECODE_ROUTE_FIELD)
   route.source = message.source();
-  {
-    const auto& in = message;
-    auto& out = route;
-    WSGATE_ROUTE_SCALAR_FIELDS(WSGATE_DECODE_FIELD)
-  }
   return route;
 }
 
@@ -69,20 +70,20 @@ void encode_route(const Route& route, wsgate::v1::Route* message) {
   message->set_namespace_(route.namespace_);
   message->set_name(route.name);
   assign(route.hosts, message->mutable_hosts());
-  for (const auto& in : route.backends) {
-    auto* out = message->add_backends();
-    WSGATE_BACKEND_FIELDS(WSGATE_ENCODE_FIELD)
+  for (const auto& backend : route.backends) {
+    auto* b = message->add_backends();
+    WSGATE_BACKEND_FIELDS(WSGATE_ENCODE_BACKEND_FIELD)
   }
   assign(route.allowed_origins, message->mutable_allowed_origins());
   assign(route.subprotocols, message->mutable_subprotocols());
+  WSGATE_ROUTE_SCALAR_FIELDS(WSGATE_ENCODE_ROUTE_FIELD)
   message->set_source(route.source);
-  const auto& in = route;
-  auto* out = message;
-  WSGATE_ROUTE_SCALAR_FIELDS(WSGATE_ENCODE_FIELD)
 }
 
-#undef WSGATE_ENCODE_FIELD
-#undef WSGATE_DECODE_FIELD
+#undef WSGATE_ENCODE_BACKEND_FIELD
+#undef WSGATE_ENCODE_ROUTE_FIELD
+#undef WSGATE_DECODE_BACKEND_FIELD
+#undef WSGATE_DECODE_ROUTE_FIELD
 
 }  // namespace
 
