@@ -21,8 +21,9 @@
 //   min,max  the valid range of an integer (the CRD's minimum/maximum); 0, 0 for other types
 //   proto    the generated accessor of the wsgate.v1 field: message.proto(), set_proto(...)
 //
-// Hand-written, not in these lists (each is more than one scalar, so a line here could not say
-// how to read, check or encode it without the macro growing a column per special case):
+// Hand-written, not in these lists (each needs more than a type, a default and a range, so a
+// line here could not say how to read, check or encode it without the macro growing a column
+// per special case):
 //   - metadata.namespace / metadata.name: the route's identity, read from metadata rather than
 //     spec, checked as DNS-1123 names before anything else (validate_route_id);
 //   - hosts, allowedOrigins, subprotocols: lists, each with its own item syntax, case folding
