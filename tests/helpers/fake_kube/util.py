@@ -97,6 +97,14 @@ def parse_body(data, content_type=""):
     """JSON, or YAML when python3-yaml is there (apply-patch+yaml bodies may be YAML)."""
     if not data:
         return None
+    if "protobuf" in content_type:
+        from . import proto
+        try:
+            return proto.decode(data)
+        except (proto.ProtoError, UnicodeDecodeError, ValueError) as error:
+            raise ApiError(415, "UnsupportedMediaType", f"the body of the request was in an "
+                           f"unknown format ({error}) - accepted media types include: "
+                           "application/json, application/yaml") from None
     try:
         return json.loads(data)
     except ValueError:
