@@ -225,8 +225,9 @@ def field_set(value, prefix=()):
 
 def changed_fields(old, new, prefix=()):
     """Leaf paths whose values differ between two objects."""
-    if isinstance(old, dict) and isinstance(new, dict) and (old or new):
-        out = set()
+    if (isinstance(old, dict) or old is None) and (isinstance(new, dict) or new is None) and \
+            (old or new):
+        old, new, out = old or {}, new or {}, set()
         for key in set(old) | set(new):
             out |= changed_fields(old.get(key), new.get(key), prefix + (key,))
         return out

@@ -82,9 +82,10 @@ def conflict(rtype, name, why="the object has been modified; please apply your c
 
 
 def invalid(rtype, name, message, field=None):
-    details = {"name": name, "group": rtype.group, "kind": rtype.kind}
-    if field:
-        details["causes"] = [{"reason": "FieldValueInvalid", "message": message, "field": field}]
+    if field is None and ": " in message:
+        field = message.split(": ", 1)[0]
+    details = {"name": name, "group": rtype.group, "kind": rtype.kind, "causes": [
+        {"reason": "FieldValueInvalid", "message": message, "field": field or ""}]}
     return ApiError(422, "Invalid", f'{rtype.kind}{"." + rtype.group if rtype.group else ""} '
                     f'"{name}" is invalid: {message}', details)
 
