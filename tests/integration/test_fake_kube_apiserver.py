@@ -223,6 +223,9 @@ class FakeKubeApiServerTest(harness.HarnessTestCase):
         route = self.get_yaml("websocketroute", "chat")
         self.assertEqual((route["apiVersion"], route["metadata"]["generation"]),
                          ("wsgate.dev/v1alpha1", 1))
+        self.assertEqual(route["spec"]["backends"], [{"address": "chat:9000", "weight": 1,
+                                                      "tls": False}])  # the CRD's defaults
+        self.assertEqual(route["spec"]["handshakeTimeoutSeconds"], 10)
         versions = [int(self.get_json(kind, name)["metadata"]["resourceVersion"])
                     for kind, name in (("service", "chat"), ("endpointslice", "chat-1"),
                                        ("configmap", "settings"), ("wsr", "chat"))]
@@ -232,7 +235,10 @@ class FakeKubeApiServerTest(harness.HarnessTestCase):
         # Unchanged files change nothing; a changed one is patched (RV and data move).
         self.assertRegex(self.kubectl("apply", "-f", "-", stdin=config_map("a")),
                          r"configmap/settings unchanged")
-        self.assertRegex(self.kubectl("apply", "-f", "-", stdin=route_yaml("chat", "/ws")), r"websocketroute.wsgate.dev/chat unchanged")
+        # The CRD's defaults filled in backends[0] (weight, tls): the list differs from the
+        # file, so kubectl sends it again (as against a real server); it changes nothing.
+        self.assertRegex(self.kubectl("apply", "-f", "-", stdin=route_yaml("chat", "/ws")),
+                         r"websocketroute.wsgate.dev/chat configured")
         self.assertEqual(int(self.get_json("wsr", "chat")["metadata"]["resourceVersion"]),
                          versions[3])
         self.assertIn("configmap/settings configured",

@@ -2,6 +2,7 @@
 every CustomResourceDefinition (from --crd files, the Python API or the API itself)."""
 
 import dataclasses
+import json
 
 from .util import jsonpath, human_age
 
@@ -201,3 +202,24 @@ def cell(obj, column):
 def _text(value):
     import json
     return json.dumps(value, separators=(",", ":")) if isinstance(value, (dict, list)) else str(value)
+
+
+def apply_defaults(schema, value):
+    """Structural-schema defaulting of a custom resource (in place): every `default` of a
+    property missing from an object that is there, as kube-apiserver does on write."""
+    if not isinstance(schema, dict):
+        return
+    if isinstance(value, dict):
+        for name, child in (schema.get("properties") or {}).items():
+            if name not in value and isinstance(child, dict) and "default" in child:
+                value[name] = json.loads(json.dumps(child["default"]))
+            if name in value:
+                apply_defaults(child, value[name])
+        extra = schema.get("additionalProperties")
+        if isinstance(extra, dict):
+            for name in value:
+                if name not in (schema.get("properties") or {}):
+                    apply_defaults(extra, value[name])
+    elif isinstance(value, list):
+        for item in value:
+            apply_defaults(schema.get("items"), item)
