@@ -20,9 +20,12 @@ import threading
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from fake_kube import FakeKubeApiServer, check_status_schema, merge_patch, status_object  # noqa
-from fake_kube.server import GROUP_VERSION, KIND, RESOURCE, WSGATE_CRD  # noqa: F401
+from fake_kube import FakeKubeApiServer, check_status_schema, merge_patch, status_object  # noqa: E402
+from fake_kube.server import GROUP_VERSION, KIND, RESOURCE, WSGATE_CRD  # noqa: E402
 from fake_kube.util import load_documents  # noqa: E402
+
+__all__ = ["FakeKubeApiServer", "check_status_schema", "merge_patch", "status_object",
+           "GROUP_VERSION", "KIND", "RESOURCE", "WSGATE_CRD", "write_kubeconfig", "main"]
 
 
 def write_kubeconfig(path, server, ca_cert, token):

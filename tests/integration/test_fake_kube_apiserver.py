@@ -11,7 +11,6 @@ Run: /usr/bin/python3 tests/integration/test_fake_kube_apiserver.py
 import http.client
 import json
 import os
-import re
 import shutil
 import ssl
 import subprocess
@@ -251,7 +250,8 @@ class FakeKubeApiServerTest(harness.HarnessTestCase):
 
         # Tables: the CRD's printer columns, -A adds the namespace, -l filters.
         table = self.kubectl("get", "wsr")
-        self.assertRegex(table.splitlines()[0], r"^NAME\s+HOSTS\s+PATH\s+BACKENDS\s+ACCEPTED\s+AGE$")
+        self.assertRegex(table.splitlines()[0],
+                         r"^NAME\s+HOSTS\s+PATH\s+BACKENDS\s+ACCEPTED\s+AGE$")
         self.assertRegex(table.splitlines()[1], r"^chat\s+/ws\s+chat:9000\s+\d+s$")
         self.assertRegex(self.kubectl("get", "svc", "-A"),
                          r"NAMESPACE\s+NAME\s+TYPE\s+CLUSTER-IP\s+PORT\(S\)\s+AGE\n"
@@ -532,6 +532,26 @@ class FakeKubeApiServerTest(harness.HarnessTestCase):
                                "uid": self.get_json("pod", "p")["metadata"]["uid"]},
             "reason": "Tested", "message": "hello", "type": "Normal"}))
         self.assertIn("Tested", self.kubectl("describe", "pod", "p"))
+
+    def test_more_kubectl_commands(self):
+        self.apply_crd()
+        self.kubectl("get", "wsr")  # explain reads the discovery cache without refreshing it
+        self.assertIn("pathPrefix\t<string>", self.kubectl("explain", "wsr.spec"))
+        self.kubectl("create", "service", "clusterip", "web", "--tcp=80:8080")
+        self.assertEqual(self.get_json("svc", "web")["spec"]["ports"], [
+            {"name": "80-8080", "port": 80, "protocol": "TCP", "targetPort": 8080}])
+        self.kubectl("create", "serviceaccount", "bot")
+        self.kubectl("annotate", "sa", "bot", "example.com/note=hi")
+        self.assertEqual(self.get_json("sa", "bot")["metadata"]["annotations"],
+                         {"example.com/note": "hi"})
+        self.kubectl("apply", "-f", "-", stdin=SERVICE_AND_SLICE)
+        self.assertIn('service "chat" deleted', self.kubectl("delete", "-f", "-",
+                                                             stdin=SERVICE_AND_SLICE))
+        self.assertEqual(self.kubectl("get", "endpointslices", "-o", "name"), "")
+        for name in ("a", "b"):
+            self.kubectl("create", "configmap", name)
+        self.kubectl("delete", "configmaps", "--all")
+        self.assertEqual(self.kubectl("get", "cm", "-o", "name"), "")
 
     def test_runs_as_a_process_with_its_kubeconfig(self):
         kubeconfig = os.path.join(self.home, "process-kubeconfig")

@@ -13,6 +13,8 @@ stdlib, plus python3-yaml when present). See docs/guides/testing-kubernetes.md.
   server     FakeKubeApiServer, the in-process API tests use
 """
 
-from .patch import merge_patch  # noqa: F401
-from .server import FakeKubeApiServer, check_status_schema  # noqa: F401
-from .util import status_object  # noqa: F401
+from .patch import merge_patch
+from .server import FakeKubeApiServer, check_status_schema
+from .util import status_object
+
+__all__ = ["FakeKubeApiServer", "check_status_schema", "merge_patch", "status_object"]

@@ -61,5 +61,6 @@ def index(store):
     out = {}
     for path in sorted({gv_path(t) for t in store.served()}):
         digest = hashlib.sha512(json.dumps(document(store, path), sort_keys=True).encode())
-        out[path] = {"serverRelativeURL": f"/openapi/v3/{path}?hash={digest.hexdigest()[:64].upper()}"}
+        url = f"/openapi/v3/{path}?hash={digest.hexdigest()[:64].upper()}"
+        out[path] = {"serverRelativeURL": url}
     return {"paths": out}

@@ -172,10 +172,9 @@ def check_crd(crd):
         return f'metadata.name: Invalid value: "{name}": must be spec.names.plural+"."+spec.group'
     if spec.get("scope", "Namespaced") not in ("Namespaced", "Cluster"):
         return "spec.scope: Unsupported value"
-    if not spec.get("versions"):
-        return "spec.versions: Invalid value: must have exactly one version marked as storage"
-    if sum(1 for v in spec["versions"] if v.get("storage")) != 1:
-        return "spec.versions: Invalid value: must have exactly one version marked as storage version"
+    if not spec.get("versions") or sum(1 for v in spec["versions"] if v.get("storage")) != 1:
+        return "spec.versions: Invalid value: must have exactly one version marked as storage " \
+            "version"
     return None
 
 
@@ -200,8 +199,9 @@ def cell(obj, column):
 
 
 def _text(value):
-    import json
-    return json.dumps(value, separators=(",", ":")) if isinstance(value, (dict, list)) else str(value)
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, separators=(",", ":"))
+    return str(value)
 
 
 def apply_defaults(schema, value):

@@ -1,7 +1,6 @@
 """Shared pieces of the fake API server: v1 Status errors, time stamps, label and field
 selectors, and the small JSONPath subset printer columns use."""
 
-import copy
 import datetime
 import json
 import re
@@ -260,7 +259,3 @@ def jsonpath(obj, path):
                            _field_value(item, filter_key) == wanted)
         values = out
     return values
-
-
-def deep_copy(value):
-    return copy.deepcopy(value)
