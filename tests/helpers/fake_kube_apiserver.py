@@ -20,7 +20,8 @@ import threading
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from fake_kube import FakeKubeApiServer, check_status_schema, merge_patch, status_object  # noqa: E402
+from fake_kube import (FakeKubeApiServer, check_status_schema, merge_patch,  # noqa: E402
+                       status_object)
 from fake_kube.server import GROUP_VERSION, KIND, RESOURCE, WSGATE_CRD  # noqa: E402
 from fake_kube.util import load_documents  # noqa: E402
 

@@ -577,6 +577,25 @@ class FakeKubeApiServerTest(harness.HarnessTestCase):
         connection.close()
         self.assertEqual(server.terminate(), 0)
 
+    def test_controller_and_kubectl_share_the_process_kubeconfig(self):
+        controller_binary = os.path.join(harness.BIN_DIR, "wsgate-controller")
+        if not os.access(controller_binary, os.X_OK):
+            self.skipTest(f"{controller_binary} not built")
+        kubeconfig = os.path.join(self.home, "process-kubeconfig")
+        server = self.start_process(
+            [sys.executable, HELPER, "--listen", "127.0.0.1:0", "--kubeconfig-out", kubeconfig,
+             "--wsgate-crd", "--pki-dir", os.path.join(self.home, "pki")],
+            name="fake-kube-apiserver")
+        server.wait_for_log(r"^listening on 127\.0\.0\.1:\d+$", timeout=20)
+        self.kubectl("apply", "-f", "-", stdin=route_yaml("r", "/a"), kubeconfig=kubeconfig)
+        self.start_process([controller_binary, "--kubernetes", "--kubeconfig", kubeconfig,
+                            "--grpc-listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"],
+                           name="controller")
+        self.kubectl("wait", "--for=condition=Accepted", "--timeout=20s", "wsr/r",
+                     kubeconfig=kubeconfig)
+        route = json.loads(self.kubectl("get", "wsr", "r", "-o", "json", kubeconfig=kubeconfig))
+        self.assertEqual(route["status"]["observedGeneration"], 1)
+
     def kubectl_result(self, kubeconfig, *args):
         result = subprocess.run(self.kubectl_args(args, kubeconfig), text=True,
                                 capture_output=True, timeout=KUBECTL_TIMEOUT, env=self.env())

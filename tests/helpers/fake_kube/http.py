@@ -9,6 +9,7 @@ import socket
 import ssl
 import sys
 import time
+import traceback
 import urllib.parse
 import uuid
 
@@ -122,6 +123,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self._route(api, parsed.path, query, body)
         except ApiError as error:
             return self.send_json(error.status["code"], error.status)
+        except OSError:
+            raise  # the connection went away
+        except ValueError as error:  # a malformed query parameter
+            return self.send_json(400, status_object(400, "BadRequest", str(error)))
+        except Exception as error:  # a bug here: answered as kube-apiserver answers a panic
+            traceback.print_exc()
+            return self.send_json(500, status_object(500, "InternalError",
+                                                     f"Internal error occurred: {error!r}"))
 
     do_GET = do_PUT = do_PATCH = do_POST = do_DELETE = _dispatch
 
@@ -256,7 +265,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self._answer(200, rtype, obj, query)
         if self.command == "PATCH":
             with store.cond:
-                existed = (namespace or "", name) in store.objects[rtype.key]
+                existed = (namespace or "", name) in store.bucket(rtype)
                 obj = store.patch(rtype, namespace, name, content_type, document, manager, sub,
                                   query.get("force") == "true", dry_run)
             return self._answer(200 if existed else 201, rtype, obj, query)

@@ -73,6 +73,13 @@ class Store:
             for rtype in crd_types(crd):
                 self._register(rtype)
 
+    def bucket(self, rtype):
+        """The objects of a resource (404 once its CRD is gone)."""
+        objects = self.objects.get(rtype.key)
+        if objects is None:
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        return objects
+
     def served(self):
         return sorted(self.types.values(), key=lambda t: (t.group, t.version, t.plural))
 
@@ -99,14 +106,14 @@ class Store:
     # ----- reads
 
     def get(self, rtype, namespace, name):
-        obj = self.objects[rtype.key].get((namespace or "", name))
+        obj = self.bucket(rtype).get((namespace or "", name))
         if obj is None:
             raise not_found(rtype, name)
         return self.output(rtype, obj)
 
     def items(self, rtype, namespace=None, predicate=None):
         out = []
-        for (ns, _), obj in sorted(self.objects[rtype.key].items()):
+        for (ns, _), obj in sorted(self.bucket(rtype).items()):
             if namespace and ns != namespace:
                 continue
             if predicate is None or predicate(obj):
@@ -198,7 +205,7 @@ class Store:
             raise invalid(rtype, "", "metadata.name: Required value: name or generateName is "
                           "required", "metadata.name")
         key = (namespace or "", name)
-        if key in self.objects[rtype.key]:
+        if key in self.bucket(rtype):
             raise already_exists(rtype, name)
         if rtype.namespaced and ("", namespace) not in self.objects[NAMESPACE_KEY]:
             raise ApiError(404, "NotFound", f'namespaces "{namespace}" not found',
@@ -230,7 +237,7 @@ class Store:
         if not isinstance(body, dict):
             raise bad_request("expected an object")
         key = (namespace or "", name)
-        old = self.objects[rtype.key].get(key)
+        old = self.bucket(rtype).get(key)
         if old is None:
             if allow_create and subresource is None:
                 return self.create(rtype, namespace, body, manager, dry_run)
@@ -290,12 +297,12 @@ class Store:
         if old["metadata"].get("deletionTimestamp") and not new["metadata"].get("finalizers"):
             if dry_run:
                 return self.output(rtype, new)
-            self.objects[rtype.key][key] = new
+            self.bucket(rtype)[key] = new
             return self.output(rtype, self.remove(rtype.key, key[0], name))
         if dry_run:
             return self.output(rtype, new)
         new["metadata"]["resourceVersion"] = str(self.bump())
-        self.objects[rtype.key][key] = new
+        self.bucket(rtype)[key] = new
         if rtype.key == CRD_KEY:
             self._establish(new)
             self._sync_crd(new)
@@ -305,7 +312,7 @@ class Store:
     def patch(self, rtype, namespace, name, content_type, body, manager, subresource=None,
               force=False, dry_run=False):
         key = (namespace or "", name)
-        old = self.objects[rtype.key].get(key)
+        old = self.bucket(rtype).get(key)
         if content_type == "application/apply-patch+yaml":
             return self._apply(rtype, namespace, name, old, body, manager, subresource, force,
                                dry_run)
@@ -374,7 +381,7 @@ class Store:
 
     def delete(self, rtype, namespace, name, options=None, dry_run=False):
         key = (namespace or "", name)
-        old = self.objects[rtype.key].get(key)
+        old = self.bucket(rtype).get(key)
         if old is None:
             raise not_found(rtype, name)
         preconditions = (options or {}).get("preconditions") or {}
@@ -397,7 +404,7 @@ class Store:
                 new["metadata"]["deletionTimestamp"] = now()
                 new["metadata"]["deletionGracePeriodSeconds"] = 0
                 new["metadata"]["resourceVersion"] = str(self.bump())
-                self.objects[rtype.key][key] = new
+                self.bucket(rtype)[key] = new
                 self.record(rtype.key, "MODIFIED", new, old)
                 return self.output(rtype, new)
             return self.output(rtype, old)

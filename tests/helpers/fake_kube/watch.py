@@ -64,7 +64,7 @@ def serve(handler, server, rtype, namespace, matches, query, as_table, include):
         elif rv_text in ("", "0") or initial_events:
             # "Any version": the current state as ADDED events, then changes.
             cursor = store.rv
-            initial = [("ADDED", shape(obj)) for obj in store.objects[rtype.key].values()
+            initial = [("ADDED", shape(obj)) for obj in store.bucket(rtype).values()
                        if matches(obj)]
             if initial_events:
                 initial.append(("BOOKMARK", {
