@@ -2,10 +2,10 @@
 client-side and server-side apply, get -o yaml/json and tables, patches (merge, JSON,
 strategic, status subresource), wait --for=condition and --for=delete, get -w, delete,
 CRDs applied at runtime, errors as v1 Status objects (401, 404, 409, 410), and the server run
-as a process with the kubeconfig it writes.
+as a process with the kubeconfig it writes (also used by wsgate-controller, when built).
 
-Needs kubectl (1.32 is on the machine image; skipped without it). No C++ binaries.
-Run: /usr/bin/python3 tests/integration/test_fake_kube_apiserver.py
+Needs kubectl (1.32 is on the machine image; skipped without it).
+Run: WSGATE_BIN_DIR=build/bin /usr/bin/python3 tests/integration/test_fake_kube_apiserver.py
 """
 
 import http.client
@@ -127,16 +127,18 @@ class FakeKubeApiServerTest(harness.HarnessTestCase):
     def env(self):
         return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": self.home}
 
-    def kubectl(self, *args, stdin=None, check=True, kubeconfig=None):
-        result = subprocess.run(self.kubectl_args(args, kubeconfig), input=stdin, text=True,
-                                capture_output=True, timeout=KUBECTL_TIMEOUT, env=self.env())
-        if check and result.returncode != 0:
+    def run_kubectl(self, *args, stdin=None, kubeconfig=None):
+        return subprocess.run(self.kubectl_args(args, kubeconfig), input=stdin, text=True,
+                              capture_output=True, timeout=KUBECTL_TIMEOUT, env=self.env())
+
+    def kubectl(self, *args, stdin=None, kubeconfig=None):
+        result = self.run_kubectl(*args, stdin=stdin, kubeconfig=kubeconfig)
+        if result.returncode != 0:
             raise KubectlFailed(result)
         return result.stdout
 
-    def kubectl_fails(self, *args, stdin=None):
-        result = subprocess.run(self.kubectl_args(args), input=stdin, text=True,
-                                capture_output=True, timeout=KUBECTL_TIMEOUT, env=self.env())
+    def kubectl_fails(self, *args, stdin=None, kubeconfig=None):
+        result = self.run_kubectl(*args, stdin=stdin, kubeconfig=kubeconfig)
         self.assertNotEqual(result.returncode, 0, result.stdout)
         return result.stderr
 
@@ -245,8 +247,8 @@ class FakeKubeApiServerTest(harness.HarnessTestCase):
         config = self.get_json("configmap", "settings")
         self.assertEqual(config["data"], {"mode": "b"})
         self.assertGreater(int(config["metadata"]["resourceVersion"]), versions[3])
-        patches = [r for r in self.server.requests_matching("PATCH", path="configmaps/settings")]
-        self.assertEqual(patches[-1]["content_type"], "application/strategic-merge-patch+json")
+        self.assertEqual(self.server.requests_matching("PATCH", path="configmaps/settings")[-1][
+            "content_type"], "application/strategic-merge-patch+json")
 
         # Tables: the CRD's printer columns, -A adds the namespace, -l filters.
         table = self.kubectl("get", "wsr")
@@ -439,10 +441,8 @@ class FakeKubeApiServerTest(harness.HarnessTestCase):
         self.assertEqual((status, body["reason"]), (401, "Unauthorized"))
         wrong = os.path.join(self.home, "wrong-token")
         write_kubeconfig(wrong, self.server, self.pki.ca_cert, "wrong")
-        result = subprocess.run(self.kubectl_args(["get", "cm"], wrong), text=True,
-                                capture_output=True, timeout=KUBECTL_TIMEOUT, env=self.env())
-        self.assertNotEqual(result.returncode, 0)
-        self.assertRegex(result.stderr, r"Unauthorized|must be logged in")
+        self.assertRegex(self.kubectl_fails("get", "cm", kubeconfig=wrong),
+                         r"Unauthorized|must be logged in")
 
     def test_watch_too_old_resource_version_is_gone(self):
         self.kubectl("create", "configmap", "a")
@@ -495,8 +495,7 @@ class FakeKubeApiServerTest(harness.HarnessTestCase):
         self.assertIn("must be spec.names.plural", self.kubectl_fails(
             "apply", "-f", "-", stdin=json.dumps(bad)))
         self.kubectl("delete", "crd", "widgets.example.com")
-        status, _ = self.raw("GET", "/apis/example.com/v1/widgets")
-        self.assertEqual(status, 404)
+        self.assertEqual(self.raw("GET", "/apis/example.com/v1/widgets")[0], 404)
         self.assertNotIn("widgets.example.com", self.kubectl("api-resources", "-o", "name").split())
 
     def test_kinds_the_controller_uses(self):
@@ -565,8 +564,8 @@ class FakeKubeApiServerTest(harness.HarnessTestCase):
         self.assertIn(f"server: https://127.0.0.1:{port}", text)
         self.assertRegex(text, r"certificate-authority-data: \S+")
         self.assertRegex(text, r"token: [0-9a-f]{32}")
-        self.assertIn("No resources found", self.kubectl_result(
-            kubeconfig, "get", "websocketroutes").stderr)
+        self.assertIn("No resources found", self.run_kubectl(
+            "get", "websocketroutes", kubeconfig=kubeconfig).stderr)
         self.kubectl("apply", "-f", "-", stdin=route_yaml("r", "/a"),
                      kubeconfig=kubeconfig)
         self.assertIn("r", self.kubectl("get", "wsr", "-o", "name", kubeconfig=kubeconfig))
@@ -595,13 +594,6 @@ class FakeKubeApiServerTest(harness.HarnessTestCase):
                      kubeconfig=kubeconfig)
         route = json.loads(self.kubectl("get", "wsr", "r", "-o", "json", kubeconfig=kubeconfig))
         self.assertEqual(route["status"]["observedGeneration"], 1)
-
-    def kubectl_result(self, kubeconfig, *args):
-        result = subprocess.run(self.kubectl_args(args, kubeconfig), text=True,
-                                capture_output=True, timeout=KUBECTL_TIMEOUT, env=self.env())
-        if result.returncode != 0:
-            raise KubectlFailed(result)
-        return result
 
 
 if __name__ == "__main__":
