@@ -311,8 +311,8 @@ class FakeKubeApiServerTest(harness.HarnessTestCase):
             "patch", "wsr", "r", "--type", "strategic", "-p", '{"spec": {"pathPrefix": "/c"}}'))
 
     def test_status_subresource_and_wait_for_condition(self):
-        self.apply_crd()
-        self.kubectl("apply", "-f", "-", stdin=route_yaml("r", "/a"))
+        self.server.add_crd(WSGATE_CRD)  # from the test side: a route without its defaults
+        self.server.create("default", "r", {"pathPrefix": "/a", "backends": [{"address": "b:1"}]})
         # The main resource ignores .status; the status subresource takes only .status.
         self.kubectl("patch", "wsr", "r", "--type", "merge", "-p", json.dumps(ACCEPTED))
         self.assertNotIn("status", self.get_json("wsr", "r"))

@@ -282,11 +282,11 @@ class Store:
         new["apiVersion"], new["kind"] = rtype.api_version, old.get("kind", rtype.kind)
         if subresource is None:
             self._defaults(rtype, new, old)
-        defaulted_old = copy.deepcopy(old)
-        if rtype.schema is not None:
-            apply_defaults(rtype.schema, defaulted_old)  # objects the test side stored as is
-        if "generation" in old["metadata"] and _spec_changed(defaulted_old, new):
-            new["metadata"]["generation"] = old["metadata"]["generation"] + 1
+            defaulted_old = copy.deepcopy(old)
+            if rtype.schema is not None:
+                apply_defaults(rtype.schema, defaulted_old)  # as the test side stored it
+            if "generation" in old["metadata"] and _spec_changed(defaulted_old, new):
+                new["metadata"]["generation"] = old["metadata"]["generation"] + 1
         if operation != "Apply":
             patches.record_update(new, old, manager, rtype.api_version, subresource)
         new["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"]
