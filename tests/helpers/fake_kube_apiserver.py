@@ -38,7 +38,6 @@ def write_kubeconfig(path, server, ca_cert, token):
         f"    certificate-authority-data: {ca_data}",
         "users:", "- name: tester", "  user:", f"    token: {token}",
         "contexts:", "- name: fake", "  context:", "    cluster: fake", "    user: tester",
-        "    namespace: default",
         "current-context: fake", ""])
     temporary = path + ".tmp"
     with open(temporary, "w", encoding="ascii") as out:
