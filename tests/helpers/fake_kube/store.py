@@ -393,6 +393,9 @@ class Store:
             raise conflict(rtype, name, "Precondition failed: ResourceVersion in precondition: "
                            f"{preconditions['resourceVersion']}, ResourceVersion in object meta: "
                            f"{old['metadata']['resourceVersion']}")
+        if rtype.key == NAMESPACE_KEY and name in ("default", "kube-system", "kube-public"):
+            raise ApiError(403, "Forbidden", f'namespaces "{name}" is forbidden: this namespace '
+                           'may not be deleted', {"name": name, "kind": "namespaces"})
         if dry_run:
             return self.output(rtype, old)
         finalizers = old["metadata"].get("finalizers")
