@@ -222,6 +222,8 @@ class Store:
             metadata["generation"] = 1
         if namespace:
             metadata["namespace"] = namespace
+        elif not rtype.namespaced:
+            metadata.pop("namespace", None)  # cluster-scoped objects have none
         obj["apiVersion"], obj["kind"] = rtype.api_version, rtype.kind
         if rtype.status and rtype.key not in (NAMESPACE_KEY, CRD_KEY):
             obj.pop("status", None)
