@@ -299,7 +299,7 @@ def managers(obj):
 def record_update(obj, old, manager, api_version, subresource=None):
     """Gives `manager` (operation Update) the fields this write changed."""
     changed = _owned(changed_fields(old or {}, obj))
-    entries = managers(old or {})
+    entries = managers(obj)  # the stored ones, or those the client wrote itself
     out, found = [], False
 
     def entry_for(paths):

@@ -131,7 +131,7 @@ BUILTINS = [
 
 # Kinds whose objects carry no metadata.generation in a real cluster.
 NO_GENERATION = {"ConfigMap", "Secret", "Event", "ServiceAccount", "Namespace", "Lease",
-                 "EndpointSlice"}
+                 "EndpointSlice", "Service", "Pod"}
 
 
 def crd_types(crd):
