@@ -171,7 +171,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def _discovery(self, api, segments):
         store = api.store
         if segments == ["api"]:
-            return discovery.api_versions(f"127.0.0.1:{api.port}")
+            return discovery.api_versions(f"{api.host}:{api.port}")
         if segments == ["apis"]:
             return discovery.api_group_list(store)
         if segments == ["api", "v1"]:
