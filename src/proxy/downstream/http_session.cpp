@@ -163,7 +163,14 @@ class HttpSession final : public Drainable, public std::enable_shared_from_this<
   // obs-fold (a field value continued on a line starting with a space) silently, which RFC 9112
   // §5.2 allows, but a proxy in front of other parsers is safer refusing it, as nginx does.
   // Returns the error and whether a fold was seen.
+  //
+  // The header limit is counted here over the whole header. Beast's header_limit bounds only
+  // the bytes one put() looks at, and a put() that stops in the middle of the header keeps
+  // (consumes) the fields it parsed: those left the buffer, and the next put() counts from
+  // there, so headers of many short lines passed the limit by what the first read held.
   asio::awaitable<std::tuple<boost::system::error_code, bool>> read_header(HeaderParser& parser) {
+    const std::size_t limit = ctx_.options.request_header_limit;
+    std::size_t consumed = 0;  // header bytes the parser has taken
     bool folded = false;
     bool after_newline = false;  // the last header byte consumed was '\n'
     for (;;) {
@@ -176,6 +183,12 @@ class HttpSession final : public Drainable, public std::enable_shared_from_this<
           after_newline = bytes[i] == '\n';
         }
         buffer_.consume(used);
+        consumed += used;
+        if (parser.is_header_done() && consumed > limit) ec = http::error::header_limit;
+        // No end of the header in what is buffered: it ends after it, one byte at least.
+        if (ec == http::error::need_more && consumed + buffer_.size() >= limit) {
+          ec = http::error::header_limit;
+        }
         if (ec != http::error::need_more) {
           if (ec || parser.is_header_done()) co_return std::make_tuple(ec, folded);
           if (used > 0) continue;  // a structured element parsed: try the rest of the buffer
