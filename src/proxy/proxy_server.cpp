@@ -5,8 +5,10 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <functional>
 #include <mutex>
 #include <thread>
 
@@ -137,35 +139,59 @@ struct ProxyServer::Impl {
     return tally->total.load();
   }
 
+  // Runs start(i, done) for i in [0, count), each `done` called once from any thread, and
+  // waits until all were called or `deadline` passed. True if all were.
+  static bool wait_for_all(std::size_t count, std::chrono::steady_clock::time_point deadline,
+                           const std::function<void(std::size_t, std::function<void()>)>& start) {
+    struct Latch {
+      std::mutex mutex;
+      std::condition_variable changed;
+      std::size_t left = 0;
+    };
+    auto latch = std::make_shared<Latch>();
+    latch->left = count;
+    for (std::size_t i = 0; i < count; ++i) {
+      start(i, [latch] {
+        std::lock_guard<std::mutex> lock(latch->mutex);
+        if (--latch->left == 0) latch->changed.notify_all();
+      });
+    }
+    std::unique_lock<std::mutex> lock(latch->mutex);
+    return latch->changed.wait_until(lock, deadline, [&] { return latch->left == 0; });
+  }
+
   // SIGTERM: readyz 503, new requests 503, close 1001 to every tunnel, then exit once every
   // connection is gone or the drain time is up.
   void drain() {
     draining = true;
     spdlog::info("draining: closing tunnels with 1001, up to {} s", options.drain.count());
+    const auto deadline = std::chrono::steady_clock::now() + options.drain;
     // Each worker reports when its last connection is gone: the exit follows at once,
     // without polling the counts.
-    struct Latch {
-      std::mutex mutex;
-      std::condition_variable changed;
-      std::size_t busy_workers = 0;
-    };
-    auto latch = std::make_shared<Latch>();
-    latch->busy_workers = workers.size();
-    const auto deadline = std::chrono::steady_clock::now() + options.drain;
-    for (auto& w : workers) {
-      w->start_drain([latch] {
-        std::lock_guard<std::mutex> lock(latch->mutex);
-        if (--latch->busy_workers == 0) latch->changed.notify_all();
-      });
+    bool drained = wait_for_all(workers.size(), deadline, [this](std::size_t i, auto done) {
+      workers[i]->start_drain(std::move(done));
+    });
+    if (drained) {
+      // The listeners stayed open (a new connection gets its 503), so connections may have
+      // come since the reports: close the listeners, then wait for those connections too.
+      // They are answered at once; a deadline about to pass still gives them a moment.
+      const auto late = std::max(deadline, std::chrono::steady_clock::now() + kLateAnswerTime);
+      drained = wait_for_all(
+                    listeners.size(), late,
+                    [this](std::size_t i, auto done) { listeners[i]->close(std::move(done)); }) &&
+                wait_for_all(workers.size(), late, [this](std::size_t i, auto done) {
+                  workers[i]->when_drained(std::move(done));
+                });
     }
-    std::unique_lock<std::mutex> lock(latch->mutex);
-    if (latch->changed.wait_until(lock, deadline, [&] { return latch->busy_workers == 0; })) {
+    if (drained) {
       spdlog::info("drained: no connections left");
     } else {
-      lock.unlock();
       spdlog::warn("drain time is up with {} connections open: closing them", live_connections());
     }
   }
+
+  // How long connections accepted at the end of a drain get for their 503.
+  static constexpr std::chrono::seconds kLateAnswerTime{2};
 
   ProxyServerOptions options;
   metrics::Registry registry;

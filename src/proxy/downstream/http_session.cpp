@@ -36,15 +36,26 @@ using HeaderParser = http::request_parser<http::empty_body>;
 // somewhere in its unparsed bytes: a malformed request is then counted as a failed handshake
 // rather than a plain HTTP request. Both are needed because Beast consumes the fields it has
 // parsed from the buffer even when a later field fails.
-bool looks_like_websocket(const beast::flat_buffer& buffer, const HeaderParser& parser) {
-  if (wants_websocket(parser.get().base())) return true;
-  const auto data = buffer.cdata();
-  std::string_view text(static_cast<const char*>(data.data()), data.size());
+bool mentions_websocket(std::string_view text) {
   static constexpr std::string_view kNeedle = "websocket";
   return std::search(text.begin(), text.end(), kNeedle.begin(), kNeedle.end(), [](char a, char b) {
            return std::tolower(static_cast<unsigned char>(a)) == b;
          }) != text.end();
 }
+
+bool looks_like_websocket(const beast::flat_buffer& buffer, const HeaderParser& parser) {
+  if (wants_websocket(parser.get().base())) return true;
+  const auto data = buffer.cdata();
+  return mentions_websocket(std::string_view(static_cast<const char*>(data.data()), data.size()));
+}
+
+// After an answer that ends the connection, what the client still sends is read and dropped
+// for a moment (until its end of stream: a lingering close), so that request bytes left unread
+// do not turn the close into a reset that destroys the answer.
+constexpr auto kLingerTime = std::chrono::seconds(1);
+// The same while draining, shorter: these connections hold the exit.
+constexpr auto kDrainLingerTime = std::chrono::milliseconds(500);
+constexpr int kLingerReads = 64;
 
 // Beast rejects smuggling-prone framing while parsing, before check_framing could; name the
 // reason as check_framing would (the field parsed first is in the partial header).
@@ -69,12 +80,12 @@ asio::awaitable<void> refuse_connection(std::shared_ptr<Stream> stream) {
   auto [wec, wn] = co_await asio::async_write(*stream, asio::buffer(kResponse), kTuple);
   if (!wec) {
     stream->shutdown_send();
-    asio::steady_timer linger(stream->get_executor(), std::chrono::seconds(1));
+    asio::steady_timer linger(stream->get_executor(), kLingerTime);
     linger.async_wait([stream](const boost::system::error_code& ec) {
       if (!ec) stream->close();
     });
     char sink[4096];
-    for (int i = 0; i < 64; ++i) {
+    for (int i = 0; i < kLingerReads; ++i) {
       auto [rec, rn] = co_await stream->async_read_some(asio::buffer(sink), kTuple);
       if (rec) break;
     }
@@ -105,10 +116,20 @@ class HttpSession final : public Drainable, public std::enable_shared_from_this<
         worker_.io(), [self = shared_from_this()]() { return self->run(); }, asio::detached);
   }
 
-  // Draining: a connection waiting for its next request is closed now; one busy with a
-  // request finishes it and then closes.
+  // Draining: an idle keep-alive connection (no byte of a next request) is closed now; one
+  // still waiting for (the rest of) a request, its first or part of a next one, is answered
+  // 503 now (its read is cancelled); one busy with a request finishes it, then closes.
   void on_drain() override {
-    if (waiting_for_request_) stream_.close();
+    if (!waiting_for_request_) return;
+    if (requests_served_ > 0 && !request_started_) {
+      stream_.close();
+      return;
+    }
+    answer_drain_ = true;
+    // A transport-backed stream has no socket: its read then ends by itself (the request, or
+    // the header timeout).
+    boost::system::error_code ignored;
+    stream_.socket().cancel(ignored);
   }
 
  private:
@@ -121,29 +142,51 @@ class HttpSession final : public Drainable, public std::enable_shared_from_this<
     if (!handed_off_) stream_.close();
   }
 
+  // The stream is closed when `timeout` passes (header_timed_out_ then tells why a read
+  // failed), unless disarm_deadline() comes first.
+  void arm_deadline(std::chrono::steady_clock::duration timeout) {
+    // A timer that already fired may still be queued after the read finished: the
+    // generation tells a stale expiry from the current one.
+    const std::uint64_t generation = ++deadline_generation_;
+    header_timed_out_ = false;
+    header_timer_.expires_after(timeout);
+    header_timer_.async_wait(
+        [self = shared_from_this(), generation](const boost::system::error_code& ec) {
+          if (ec || generation != self->deadline_generation_) return;
+          self->header_timed_out_ = true;
+          self->stream_.close();
+        });
+  }
+
+  void disarm_deadline() {
+    ++deadline_generation_;
+    header_timer_.cancel();
+  }
+
   asio::awaitable<void> serve() {
     for (;;) {
+      // Accepted while draining: answered at once, without waiting for a request that may
+      // never come (the drain would wait for it).
+      if (worker_.draining() && requests_served_ == 0 && buffer_.size() == 0) {
+        co_await answer_drain(false);
+        co_return;
+      }
       auto parser = std::make_unique<HeaderParser>();
       parser->header_limit(static_cast<std::uint32_t>(ctx_.options.request_header_limit));
       parser->body_limit(boost::none);  // bodies are streamed, never held whole
 
-      // A timer that already fired may still be queued after the read finished: the
-      // generation tells a stale expiry from the current one.
-      const std::uint64_t generation = ++header_generation_;
-      header_timed_out_ = false;
-      header_timer_.expires_after(ctx_.options.client_header_timeout);
-      header_timer_.async_wait(
-          [self = shared_from_this(), generation](const boost::system::error_code& ec) {
-            if (ec || generation != self->header_generation_) return;
-            self->header_timed_out_ = true;
-            self->stream_.close();
-          });
+      arm_deadline(ctx_.options.client_header_timeout);
       waiting_for_request_ = buffer_.size() == 0;
+      request_started_ = buffer_.size() > 0;
       if (worker_.draining() && waiting_for_request_ && requests_served_ > 0) co_return;
       auto [ec, folded] = co_await read_header(*parser);
       waiting_for_request_ = false;
-      ++header_generation_;
-      header_timer_.cancel();
+      disarm_deadline();
+      if (ec && answer_drain_ && !header_timed_out_) {
+        // The drain cancelled the read: whatever arrived of the request, it gets the 503.
+        co_await answer_drain(looks_like_websocket(buffer_, *parser));
+        co_return;
+      }
       if (ec) {
         co_await on_read_error(ec, header_timed_out_, *parser);
         co_return;
@@ -194,6 +237,7 @@ class HttpSession final : public Drainable, public std::enable_shared_from_this<
           if (used > 0) continue;  // a structured element parsed: try the rest of the buffer
         }
       }
+      if (answer_drain_) co_return std::make_tuple(asio::error::operation_aborted, folded);
       auto [ec, n] = co_await stream_.async_read_some(buffer_.prepare(8192), kTuple);
       if (ec == asio::error::eof) {
         ec = parser.got_some() || buffer_.size() > 0 ? http::error::partial_message
@@ -201,7 +245,36 @@ class HttpSession final : public Drainable, public std::enable_shared_from_this<
       }
       if (ec) co_return std::make_tuple(ec, folded);
       buffer_.commit(n);
+      if (n > 0) request_started_ = true;
     }
+  }
+
+  // The 503 of a drain for a connection without a complete request (none, part of one, or
+  // one still to come), then a lingering close: the request's bytes may arrive after it.
+  asio::awaitable<void> answer_drain(bool websocket) {
+    static const std::string kResponse = make_error_response(503, "proxy is draining", false);
+    spdlog::debug("client {}: 503 proxy is draining", client_address_);
+    arm_deadline(kDrainLingerTime);
+    auto [ec, n] = co_await asio::async_write(stream_, asio::buffer(kResponse), kTuple);
+    if (!ec) {
+      stream_.shutdown_send();
+      websocket = co_await linger(websocket);
+    }
+    disarm_deadline();
+    count("", 503, websocket);
+  }
+
+  // Reads and drops what the client sends (after our answer and shutdown_send) until its end
+  // of stream, an error, or the deadline armed by the caller. Returns whether the bytes read
+  // mention "websocket" (the metric of an answer sent before the request was read).
+  asio::awaitable<bool> linger(bool websocket) {
+    char sink[4096];
+    for (int i = 0; i < kLingerReads; ++i) {
+      auto [ec, n] = co_await stream_.async_read_some(asio::buffer(sink), kTuple);
+      if (ec) break;
+      websocket = websocket || mentions_websocket(std::string_view(sink, n));
+    }
+    co_return websocket;
   }
 
   asio::awaitable<void> on_read_error(const boost::system::error_code& ec, bool timed_out,
@@ -222,7 +295,11 @@ class HttpSession final : public Drainable, public std::enable_shared_from_this<
     }
     const bool websocket = looks_like_websocket(buffer_, parser);
     if (ec == http::error::header_limit) {
+      // The client may still be sending the rest of its header: linger.
       co_await reject(431, "request headers larger than the limit", "", websocket);
+      arm_deadline(kLingerTime);
+      co_await linger(websocket);
+      disarm_deadline();
     } else {
       co_await reject(400, malformed_reason(ec, parser), "", websocket);
     }
@@ -372,10 +449,12 @@ class HttpSession final : public Drainable, public std::enable_shared_from_this<
   asio::steady_timer header_timer_;
   std::string client_address_;
   bool tracked_ = false;
-  bool handed_off_ = false;  // stream_ and connection_ went to a tunnel
-  bool header_timed_out_ = false;
-  std::uint64_t header_generation_ = 0;
-  bool waiting_for_request_ = false;
+  bool handed_off_ = false;        // stream_ and connection_ went to a tunnel
+  bool header_timed_out_ = false;  // the deadline closed the stream
+  std::uint64_t deadline_generation_ = 0;
+  bool waiting_for_request_ = false;  // reading a request, with none buffered at the start
+  bool request_started_ = false;      // a byte of the request being read has arrived
+  bool answer_drain_ = false;         // the drain wants the 503 of answer_drain()
   std::uint64_t requests_served_ = 0;
 };
 

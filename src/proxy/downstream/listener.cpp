@@ -5,7 +5,9 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include <atomic>
 #include <stdexcept>
+#include <utility>
 #include <variant>
 
 #include "common/net_address.hpp"
@@ -17,14 +19,22 @@ struct Listener::Acceptor : std::enable_shared_from_this<Acceptor> {
       : worker(w), acceptor(w.io()), retry_timer(w.io()), on_accept(std::move(cb)) {}
 
   void accept() {
+    accepting = true;
     acceptor.async_accept(
         peer, [self = shared_from_this()](boost::system::error_code ec, tcp::socket socket) {
-          if (ec == asio::error::operation_aborted || !self->acceptor.is_open()) return;
+          self->accepting = false;
           if (!ec) {
+            // Handed on even when the acceptor was closed meanwhile: the connection was
+            // accepted, so it is answered (503 while draining), never dropped unanswered.
             socket.set_option(tcp::no_delay(true), ec);
             self->on_accept(self->worker, std::move(socket), self->peer);
+            ec = {};
+          }
+          if (!self->acceptor.is_open()) {
+            self->report_closed();
+          } else if (!ec) {
             self->accept();
-          } else {
+          } else if (ec != asio::error::operation_aborted) {
             // EMFILE and friends: the kernel queue holds the client; retry after a pause, or
             // the failing accept would spin this worker at full CPU.
             spdlog::warn("accept failed: {}; retrying in 50 ms", ec.message());
@@ -36,11 +46,27 @@ struct Listener::Acceptor : std::enable_shared_from_this<Acceptor> {
         });
   }
 
+  // Worker thread. An accept in flight still completes (aborted, or with a connection the
+  // kernel gave it before the close): the closed report waits for it.
+  void close(std::function<void()> on_closed) {
+    boost::system::error_code ignored;
+    acceptor.close(ignored);
+    retry_timer.cancel();
+    if (on_closed) closed_report = std::move(on_closed);
+    if (!accepting) report_closed();
+  }
+
+  void report_closed() {
+    if (auto report = std::exchange(closed_report, nullptr)) report();
+  }
+
   Worker& worker;
   tcp::acceptor acceptor;
   asio::steady_timer retry_timer;  // pause after a failed accept
   tcp::endpoint peer;              // filled by the accept in progress
   OnAccept on_accept;              // a copy: accept handlers may run after the Listener is gone
+  bool accepting = false;          // an async_accept is in flight
+  std::function<void()> closed_report;  // close()'s callback, until the acceptor is quiet
 };
 
 Listener::Listener(std::string kind, const std::string& address, std::vector<Worker*> workers,
@@ -89,11 +115,28 @@ void Listener::start() {
   }
 }
 
-void Listener::close() {
+void Listener::close(std::function<void()> on_closed) {
+  // One report for all acceptors: the last to be quiet calls on_closed.
+  struct Countdown {
+    std::atomic<std::size_t> left;
+    std::function<void()> done;
+  };
+  std::shared_ptr<Countdown> countdown;
+  if (on_closed) {
+    countdown = std::make_shared<Countdown>();
+    countdown->left = acceptors_.size();
+    countdown->done = std::move(on_closed);
+    if (acceptors_.empty()) countdown->done();
+  }
   for (auto& acc : acceptors_) {
-    asio::post(acc->worker.io(), [acc] {
-      boost::system::error_code ignored;
-      acc->acceptor.close(ignored);
+    asio::post(acc->worker.io(), [acc, countdown] {
+      std::function<void()> report;
+      if (countdown) {
+        report = [countdown] {
+          if (--countdown->left == 0) countdown->done();
+        };
+      }
+      acc->close(std::move(report));
     });
   }
 }

@@ -29,7 +29,10 @@ class Listener {
 
   std::uint16_t port() const { return port_; }
   void start();
-  void close();  // from any thread
+  // From any thread. `on_closed` (optional) is called, on some worker's thread, once every
+  // acceptor is closed and has no accept left in flight: every connection accepted until then
+  // has gone to on_accept (the kernel resets those it still queued).
+  void close(std::function<void()> on_closed = {});
 
  private:
   struct Acceptor;

@@ -97,6 +97,13 @@ void Worker::start_drain(std::function<void()> on_drained) {
   });
 }
 
+void Worker::when_drained(std::function<void()> on_drained) {
+  asio::post(*io_, [this, on_drained = std::move(on_drained)]() mutable {
+    on_drained_ = std::move(on_drained);
+    report_if_drained();
+  });
+}
+
 void Worker::start() {
   thread_ = std::thread([this] {
     try {

@@ -91,6 +91,10 @@ class Worker {
   // Tells every live connection to go; `on_drained` is called once, on the worker's thread,
   // when none is left (at once if none is open).
   void start_drain(std::function<void()> on_drained);
+  // During a drain: `on_drained` is called once, on the worker's thread, when no connection is
+  // left (at once if none is open). For the connections accepted after a first report, until
+  // the listeners closed.
+  void when_drained(std::function<void()> on_drained);
   void start();
   void stop();
 
