@@ -2,20 +2,22 @@
 
 namespace wsgate::proxy {
 
-bool Stream::has_buffered_input() const {
-  return tls_ && tls_->has_buffered_input();
-}
-
 void Stream::shutdown_send() {
-  if (tls_) {
+  if (kind_ == Kind::kTls) {
     tls_->shutdown_send();
-    return;
+  } else if (kind_ == Kind::kTransport) {
+    transport_->shutdown_send();
+  } else {
+    boost::system::error_code ignored;
+    tcp_.shutdown(tcp::socket::shutdown_send, ignored);
   }
-  boost::system::error_code ignored;
-  socket().shutdown(tcp::socket::shutdown_send, ignored);
 }
 
 void Stream::close() {
+  if (kind_ == Kind::kTransport) {
+    transport_->close();
+    return;
+  }
   boost::system::error_code ignored;
   socket().close(ignored);
 }

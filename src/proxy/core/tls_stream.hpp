@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 
 namespace wsgate::proxy {
 
@@ -26,6 +27,17 @@ std::string openssl_error_text();
 // A context with what both directions share: TLS 1.2 minimum, OpenSSL's default ciphers,
 // record buffers released while empty. Null with `error` set if OpenSSL cannot make one.
 std::shared_ptr<SSL_CTX> new_tls_context(const SSL_METHOD* method, std::string& error);
+
+// The first non-empty buffer of a sequence (an operation on one buffer serves the rest later).
+template <typename Buffer, typename Buffers>
+Buffer first_buffer(const Buffers& buffers) {
+  for (auto it = asio::buffer_sequence_begin(buffers); it != asio::buffer_sequence_end(buffers);
+       ++it) {
+    Buffer buffer(*it);
+    if (buffer.size() > 0) return buffer;
+  }
+  return Buffer();
+}
 
 class TlsStream {
  public:
@@ -74,6 +86,56 @@ class TlsStream {
     return asio::async_compose<Token, void(boost::system::error_code, std::size_t)>(
         Op<true>{*this, Kind::kWrite, const_cast<void*>(first.data()), first.size()}, token,
         socket_);
+  }
+
+  // Stream's transport operations (see stream.hpp). One SSL_read that never waits: bytes, an
+  // error, or would_block; the readiness OpenSSL then asked for is what async_wait_input waits
+  // for next.
+  std::size_t try_read_some(asio::mutable_buffer buffer, boost::system::error_code& ec) {
+    const Attempt result = attempt(Kind::kRead, buffer.data(), buffer.size());
+    if (result.next == Attempt::Next::kDone) {
+      ec = result.ec;
+      return result.bytes;
+    }
+    input_wait_ =
+        result.next == Attempt::Next::kWaitWrite ? tcp::socket::wait_write : tcp::socket::wait_read;
+    ec = asio::error::would_block;
+    return 0;
+  }
+
+  // SSL_writes (one record each) until all is written or one would wait; a short count means
+  // the rest waits. After that, the unwritten bytes must be offered again first, as
+  // async_write_some does.
+  template <typename ConstBuffers>
+  std::size_t try_write_some(const ConstBuffers& buffers, boost::system::error_code& ec) {
+    std::size_t sent = 0;
+    for (auto it = asio::buffer_sequence_begin(buffers); it != asio::buffer_sequence_end(buffers);
+         ++it) {
+      asio::const_buffer buffer(*it);
+      while (buffer.size() > 0) {
+        const Attempt result =
+            attempt(Kind::kWrite, const_cast<void*>(buffer.data()), buffer.size());
+        if (result.next != Attempt::Next::kDone) {
+          if (sent == 0) ec = asio::error::would_block;
+          return sent;
+        }
+        if (result.ec) {
+          ec = result.ec;
+          return sent;
+        }
+        buffer += result.bytes;
+        sent += result.bytes;
+      }
+    }
+    return sent;
+  }
+
+  // Waits for the readiness the last would_block read asked for (else readability), holding
+  // no record buffer meanwhile. Handler: void(error_code).
+  template <typename Handler>
+  void async_wait_input(Handler&& handler) {
+    socket_.async_wait(std::exchange(input_wait_, tcp::socket::wait_read),
+                       std::forward<Handler>(handler));
   }
 
   // One non-blocking OpenSSL call: finished (with bytes or an error), or the readiness to await.
@@ -139,16 +201,6 @@ class TlsStream {
     }
   };
 
-  template <typename Buffer, typename Buffers>
-  static Buffer first_buffer(const Buffers& buffers) {
-    for (auto it = asio::buffer_sequence_begin(buffers); it != asio::buffer_sequence_end(buffers);
-         ++it) {
-      Buffer buffer(*it);
-      if (buffer.size() > 0) return buffer;
-    }
-    return Buffer();
-  }
-
   static BIO_METHOD* bio_method();
   static int bio_read(BIO* bio, char* data, int size);
   static int bio_write(BIO* bio, const char* data, int size);
@@ -163,6 +215,7 @@ class TlsStream {
   int last_errno_ = 0;   // errno of the last failed socket call made by OpenSSL
   bool failed_ = false;  // a fatal TLS error happened: no close_notify may follow
   bool eof_ = false;     // the peer closed its side of the TCP connection
+  tcp::socket::wait_type input_wait_ = tcp::socket::wait_read;  // for async_wait_input
   std::uint64_t bytes_received_ = 0;
 };
 
