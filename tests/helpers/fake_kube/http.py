@@ -261,7 +261,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     "body": copy.deepcopy(document), "time": time.monotonic()})
         if self.command == "PUT":
             with store.cond:
-                obj = store.update(rtype, namespace, name, document, manager, sub, dry_run)
+                obj = store.update(rtype, namespace, name, document, manager, sub, dry_run,
+                                   require_rv=rtype.crd is not None)
             return self._answer(200, rtype, obj, query)
         if self.command == "PATCH":
             with store.cond:

@@ -234,8 +234,9 @@ class Store:
         return self.put(rtype.key, key[0], name, obj)
 
     def update(self, rtype, namespace, name, body, manager, subresource=None, dry_run=False,
-               operation=None, allow_create=False, check=True):
-        """PUT (and the last step of every patch): optimistic when the body has an RV."""
+               operation=None, allow_create=False, check=True, require_rv=False):
+        """PUT (and the last step of every patch): optimistic when the body has an RV (which
+        custom resources' PUTs must have: `require_rv`)."""
         if not isinstance(body, dict):
             raise bad_request("expected an object")
         key = (namespace or "", name)
@@ -248,6 +249,9 @@ class Store:
         if check:
             self._check_identity(rtype, namespace, new, name)
         sent_rv = (new.get("metadata") or {}).get("resourceVersion")
+        if require_rv and not sent_rv:
+            raise invalid(rtype, name, "metadata.resourceVersion: Invalid value: 0x0: must be "
+                          "specified for an update")
         if sent_rv and sent_rv != old["metadata"]["resourceVersion"]:
             raise conflict(rtype, name)
         if subresource == "status":
