@@ -9,27 +9,6 @@ TunnelControl::TunnelControl(Clock::time_point start) {
   for (Side& side : sides_) side.last_read = start;
 }
 
-void TunnelControl::observe(Way way, std::span<const std::uint8_t> data) {
-  if (data.empty()) return;
-  sides_[way].tracker.advance(data);
-  note_close_frame(way);
-}
-
-void TunnelControl::note_close_frame(Way way) {
-  const FrameTracker& tracker = sides_[way].tracker;
-  if (tracker.close_seen() && !close_code_) {
-    close_code_ = tracker.close_code();
-    initiator_ = source_name(way);
-  }
-}
-
-TunnelControl::Frame TunnelControl::due(Way way) const {
-  const Side& side = sides_[way];
-  if (!side.tracker.at_boundary()) return Frame::kNone;
-  if (closing_) return side.close_sent ? Frame::kNone : Frame::kClose;
-  return side.ping_wanted ? Frame::kPing : Frame::kNone;
-}
-
 std::vector<std::uint8_t> TunnelControl::take_close_frame(Way way) {
   Side& side = sides_[way];
   side.close_sent = true;

@@ -51,10 +51,21 @@ class TunnelControl {
   FrameTracker& tracker(Way way) { return sides_[way].tracker; }
   const FrameTracker& tracker(Way way) const { return sides_[way].tracker; }
 
-  // Bytes of `way` that pass the proxy: tracked, and a peer's close frame noted.
-  void observe(Way way, std::span<const std::uint8_t> data);
+  // Bytes of `way` that pass the proxy: tracked, and a peer's close frame noted. (This and
+  // the two below run per read or write of a tunnel: inline, they cost a few loads.)
+  void observe(Way way, std::span<const std::uint8_t> data) {
+    if (data.empty()) return;
+    sides_[way].tracker.advance(data);
+    note_close_frame(way);
+  }
   // After the caller advanced tracker(way) itself.
-  void note_close_frame(Way way);
+  void note_close_frame(Way way) {
+    const FrameTracker& tracker = sides_[way].tracker;
+    if (tracker.close_seen() && !close_code_) {
+      close_code_ = tracker.close_code();
+      initiator_ = source_name(way);
+    }
+  }
   // Bytes came from way's source at `at` (that peer is alive).
   void on_read(Way way, Clock::time_point at) { sides_[way].last_read = at; }
 
@@ -66,7 +77,12 @@ class TunnelControl {
   bool close_sent(Way way) const { return sides_[way].close_sent; }
 
   // Close if closing and at a boundary, else a ping if one is wanted and at a boundary.
-  Frame due(Way way) const;
+  Frame due(Way way) const {
+    const Side& side = sides_[way];
+    if (!side.tracker.at_boundary()) return Frame::kNone;
+    if (closing_) return side.close_sent ? Frame::kNone : Frame::kClose;
+    return side.ping_wanted ? Frame::kPing : Frame::kNone;
+  }
   // The frame to write into way's destination; from here on it counts as sent.
   std::vector<std::uint8_t> take_close_frame(Way way);
   std::vector<std::uint8_t> take_ping_frame(Way way);
