@@ -11,6 +11,7 @@
 
 #include <array>
 
+#include "proxy/core/error.hpp"
 #include "proxy/http/headers.hpp"
 #include "proxy/http/responses.hpp"
 #include "proxy/upstream/connect.hpp"
@@ -71,10 +72,12 @@ asio::awaitable<ForwardResult> forward_http(
   const bool client_http11 = request.version() >= 11;
   const bool head_request = request.method() == http::verb::head;
 
-  auto answer_error = [&](int status, std::string_view reason) -> asio::awaitable<void> {
-    result.status = status;
+  auto answer_error = [&](const ProxyError& error) -> asio::awaitable<void> {
+    result.status = error.status();
     result.keep_alive = false;
-    const std::string response = make_error_response(status, reason, false);
+    spdlog::debug("route {}: client {}: {} {}", entry.runtime->id(), client_address, error.status(),
+                  error.describe());
+    const std::string response = make_error_response(error.status(), error.reason(), false);
     co_await asio::async_write(client, asio::buffer(response), kTuple);
   };
 
@@ -82,9 +85,7 @@ asio::awaitable<ForwardResult> forward_http(
                     started + std::chrono::seconds(route.handshake_timeout_seconds));
   UpstreamConnection upstream = co_await connect_upstream(ctx, worker, entry, deadline);
   if (!upstream.stream) {
-    co_await answer_error(upstream.timed_out ? 504 : 502, upstream.timed_out
-                                                              ? "backend did not answer in time"
-                                                              : "no backend could be connected");
+    co_await answer_error(upstream.error);
     co_return result;
   }
   Stream& backend = *upstream.stream;
@@ -97,8 +98,9 @@ asio::awaitable<ForwardResult> forward_http(
   if (chunked) request.chunked(true);
   http::request_serializer<http::buffer_body> request_serializer(request);
   auto [hec, hn] = co_await http::async_write_header(backend, request_serializer, kTuple);
+  // A body the client stops sending is answered 502 too: the request cannot be completed.
   if (hec || !co_await relay_body(client, buffer, request_parser, request_serializer, backend)) {
-    co_await answer_error(deadline.expired() ? 504 : 502, "backend closed the connection");
+    co_await answer_error(ProxyError::upstream_write(hec, deadline.expired()));
     co_return result;
   }
 
@@ -111,9 +113,7 @@ asio::awaitable<ForwardResult> forward_http(
       co_await http::async_read_header(backend, backend_buffer, response_parser, kTuple);
   deadline.on_expiry(nullptr);
   if (rec) {
-    co_await answer_error(deadline.expired() ? 504 : 502, deadline.expired()
-                                                              ? "backend did not answer in time"
-                                                              : "backend answer was not HTTP");
+    co_await answer_error(ProxyError::upstream_read(rec, deadline.expired()));
     co_return result;
   }
   auto& response = response_parser.get();

@@ -17,6 +17,15 @@ namespace {
 
 constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
 
+void count_failed_attempt(ProxyContext& ctx, Snapshot::RouteEntry& entry,
+                          const config::Backend& backend, const ProxyError& error) {
+  const bool tls = error.kind() == ProxyError::Kind::kTlsHandshakeFailed;
+  spdlog::warn("route {}: backend {} {}: {}", entry.runtime->id(), backend.address,
+               tls ? "TLS failed" : "unreachable", tls ? error.detail() : error.cause().message());
+  if (error.counts_as_connect_error())
+    ctx.metrics.upstream_connect_errors.with({entry.runtime->id(), backend.address}).inc();
+}
+
 }  // namespace
 
 asio::awaitable<UpstreamConnection> connect_upstream(ProxyContext& ctx, Worker& worker,
@@ -79,10 +88,9 @@ asio::awaitable<UpstreamConnection> connect_upstream(ProxyContext& ctx, Worker& 
         stream =
             co_await connect_tls_upstream(ctx, std::move(socket), backend, deadline, tls_error);
         if (!stream) {
-          result.error = backend.address + ": " + tls_error;
-          spdlog::warn("route {}: backend {} TLS failed: {}", entry.runtime->id(), backend.address,
-                       tls_error);
-          ctx.metrics.upstream_connect_errors.with({entry.runtime->id(), backend.address}).inc();
+          // Counted even when the deadline cut the handshake short.
+          result.error = ProxyError(ProxyError::Kind::kTlsHandshakeFailed, {}, tls_error);
+          count_failed_attempt(ctx, entry, backend, result.error);
           if (deadline.expired()) break;
           continue;
         }
@@ -96,14 +104,11 @@ asio::awaitable<UpstreamConnection> connect_upstream(ProxyContext& ctx, Worker& 
     }
     deadline.on_expiry(nullptr);
     if (deadline.expired()) break;
-    result.error = backend.address + ": " + ec.message();
-    ctx.metrics.upstream_connect_errors.with({entry.runtime->id(), backend.address}).inc();
-    spdlog::warn("route {}: backend {} unreachable: {}", entry.runtime->id(), backend.address,
-                 ec.message());
+    result.error = ProxyError(ProxyError::Kind::kConnectFailed, ec);
+    count_failed_attempt(ctx, entry, backend, result.error);
   }
   deadline.on_expiry(nullptr);
-  result.timed_out = deadline.expired();
-  if (result.timed_out) result.error = "backend did not answer in time";
+  if (deadline.expired()) result.error = ProxyError(ProxyError::Kind::kConnectTimeout);
   co_return result;
 }
 

@@ -5,9 +5,9 @@
 #include <boost/asio/awaitable.hpp>
 
 #include <memory>
-#include <string>
 
 #include "proxy/core/deadline.hpp"
+#include "proxy/core/error.hpp"
 #include "proxy/core/proxy_context.hpp"
 #include "proxy/core/stream.hpp"
 #include "proxy/routing/snapshot.hpp"
@@ -18,8 +18,9 @@ namespace wsgate::proxy {
 struct UpstreamConnection {
   std::unique_ptr<Stream> stream;  // null on failure
   std::size_t backend = 0;         // index into the route's backends
-  bool timed_out = false;          // the deadline passed (-> 504), else unreachable (-> 502)
-  std::string error;               // why the last attempt failed
+  // Without a stream: kConnectTimeout when the deadline passed, else why the last attempt
+  // failed (kConnectFailed, kTlsHandshakeFailed).
+  ProxyError error{ProxyError::Kind::kConnectFailed};
 };
 
 boost::asio::awaitable<UpstreamConnection> connect_upstream(ProxyContext& ctx, Worker& worker,

@@ -13,10 +13,8 @@
 #include <boost/beast/http/serializer.hpp>
 #include <boost/beast/http/write.hpp>
 
-#include <algorithm>
 #include <array>
-#include <optional>
-#include <vector>
+#include <utility>
 
 #include "proxy/http/headers.hpp"
 #include "proxy/http/responses.hpp"
@@ -60,44 +58,47 @@ asio::awaitable<void> relay_refusal(Stream& client, Stream& backend, beast::flat
   }
 }
 
-}  // namespace
-
-namespace {
-
-// A backend that answered 101, and the bytes each side sent right behind its headers.
-struct Established {
-  std::unique_ptr<Stream> backend;
-  std::vector<std::uint8_t> client_preamble;
-  std::vector<std::uint8_t> backend_preamble;
-};
-
-// The handshake with the backend, in its own coroutine frame: the parsers, buffers and header
-// strings it needs die with it, so a long-lived tunnel does not carry them.
-asio::awaitable<std::optional<Established>> establish(ProxyContext& ctx, Worker& worker,
-                                                      Stream& client, UpgradeRequest& request) {
-  auto& entry = *request.entry;
-  const std::string& route_id = entry.runtime->id();
-
-  auto fail = [&](int status, std::string_view reason) -> asio::awaitable<void> {
-    ctx.metrics.count_handshake(route_id, status);
-    spdlog::info("route {}: client {}: {} {}", route_id, request.client_address, status, reason);
-    const std::string response = make_error_response(status, reason, false);
+// The proxy answers for the backend: counted, written, and the client's side shut down.
+asio::awaitable<UpgradeExchange> fail(ProxyContext& ctx, Stream& client,
+                                      const UpgradeRequest& request, ProxyError error) {
+  const std::string& route_id = request.entry->runtime->id();
+  ctx.metrics.handshakes.with({route_id, std::string(error.code_label())}).inc();
+  spdlog::info("route {}: client {}: {} {}", route_id, request.client_address, error.status(),
+               error.describe());
+  if (error.source() != ErrorSource::kDownstream) {
+    const std::string response = make_error_response(error.status(), error.reason(), false);
     co_await asio::async_write(client, asio::buffer(response), kTuple);
     client.shutdown_send();
-  };
+  }
+  UpgradeExchange result;
+  result.status = error.status();
+  result.error = std::move(error);
+  co_return result;
+}
 
+// Connect and exchange in a coroutine frame of their own: the parsers, buffers and header
+// strings they need die with it, so a long-lived tunnel does not carry them.
+asio::awaitable<UpgradeExchange> establish(ProxyContext& ctx, Worker& worker, Stream& client,
+                                           UpgradeRequest& request) {
+  auto& entry = *request.entry;
   const auto deadline_at =
       request.started + std::chrono::seconds(entry.route->handshake_timeout_seconds);
   Deadline deadline(worker.io().get_executor(), deadline_at);
   UpstreamConnection upstream = co_await connect_upstream(ctx, worker, entry, deadline);
-  if (!upstream.stream) {
-    co_await fail(upstream.timed_out ? 504 : 502, upstream.timed_out
-                                                      ? "backend did not answer in time"
-                                                      : "no backend could be connected");
-    co_return std::nullopt;
-  }
-  Stream& backend = *upstream.stream;
+  if (!upstream.stream) co_return co_await fail(ctx, client, request, std::move(upstream.error));
+  co_return co_await exchange_upgrade(ctx, client, std::move(upstream.stream), request, deadline);
+}
 
+}  // namespace
+
+asio::awaitable<UpgradeExchange> exchange_upgrade(ProxyContext& ctx, Stream& client,
+                                                  std::unique_ptr<Stream> backend_stream,
+                                                  UpgradeRequest& request, Deadline& deadline) {
+  auto& entry = *request.entry;
+  // A deadline that has passed already would never run the cancel action set below.
+  if (deadline.expired())
+    co_return co_await fail(ctx, client, request, ProxyError(ProxyError::Kind::kResponseTimeout));
+  Stream& backend = *backend_stream;
   const std::string key(request.header[http::field::sec_websocket_key]);
   rewrite_request_headers(request.header, true, request.client_address, client.is_tls());
   const std::string head = serialize_header(request.header);
@@ -108,8 +109,8 @@ asio::awaitable<std::optional<Established>> establish(ProxyContext& ctx, Worker&
   auto [wec, wn] = co_await asio::async_write(backend, out, kTuple);
   if (wec) {
     deadline.on_expiry(nullptr);
-    co_await fail(deadline.expired() ? 504 : 502, "backend closed the connection");
-    co_return std::nullopt;
+    co_return co_await fail(ctx, client, request,
+                            ProxyError::upstream_write(wec, deadline.expired()));
   }
 
   beast::flat_buffer backend_buffer;
@@ -117,25 +118,21 @@ asio::awaitable<std::optional<Established>> establish(ProxyContext& ctx, Worker&
   parser.header_limit(static_cast<std::uint32_t>(ctx.options.response_header_limit));
   auto [rec, rn] = co_await http::async_read_header(backend, backend_buffer, parser, kTuple);
   deadline.on_expiry(nullptr);
-  if (rec) {
-    if (deadline.expired()) {
-      co_await fail(504, "backend did not answer the upgrade in time");
-    } else {
-      co_await fail(502, "backend answer was not HTTP: " + rec.message());
-    }
-    co_return std::nullopt;
-  }
+  if (rec)
+    co_return co_await fail(ctx, client, request,
+                            ProxyError::upstream_read(rec, deadline.expired()));
   auto& response = parser.get();
   if (response.result() != http::status::switching_protocols) {
-    ctx.metrics.count_handshake(route_id, response.result_int());
+    UpgradeExchange result;
+    result.status = response.result_int();
+    ctx.metrics.count_handshake(entry.runtime->id(), result.status);
     co_await relay_refusal(client, backend, backend_buffer, parser);
     client.shutdown_send();
-    co_return std::nullopt;
+    co_return result;
   }
   if (!header_has_token(response[http::field::upgrade], "websocket") ||
       response[http::field::sec_websocket_accept] != websocket_accept(key)) {
-    co_await fail(502, "backend sent an invalid WebSocket handshake answer");
-    co_return std::nullopt;
+    co_return co_await fail(ctx, client, request, ProxyError(ProxyError::Kind::kBadUpgradeAnswer));
   }
   strip_hop_by_hop(response.base());
   response.set(http::field::connection, "Upgrade");
@@ -147,33 +144,33 @@ asio::awaitable<std::optional<Established>> establish(ProxyContext& ctx, Worker&
   auto [cec, cn] = co_await asio::async_write(client, reply, kTuple);
   if (cec) {
     // The client vanished between its request and our answer.
-    ctx.metrics.count_handshake(route_id, 499);
-    co_return std::nullopt;
+    co_return co_await fail(ctx, client, request, ProxyError(ProxyError::Kind::kClientGone, cec));
   }
   entry.runtime->handshakes_switched.inc();  // no per-handshake series lookup on success
   entry.runtime->handshake_duration.observe(
       std::chrono::duration<double>(std::chrono::steady_clock::now() - request.started).count());
   entry.runtime->bytes_client_to_backend.inc(client_preamble.size());
   entry.runtime->bytes_backend_to_client.inc(backend_preamble.size());
-  co_return Established{std::move(upstream.stream),
-                        {client_preamble.begin(), client_preamble.end()},
-                        {backend_preamble.begin(), backend_preamble.end()}};
+  UpgradeExchange result;
+  result.status = 101;
+  result.backend = std::move(backend_stream);
+  result.client_preamble.assign(client_preamble.begin(), client_preamble.end());
+  result.backend_preamble.assign(backend_preamble.begin(), backend_preamble.end());
+  co_return result;
 }
-
-}  // namespace
 
 asio::awaitable<bool> run_upgrade(ProxyContext& ctx, Worker& worker, Stream& client,
                                   ConnectionSlot& connection, UpgradeRequest request) {
-  std::optional<Established> established = co_await establish(ctx, worker, client, request);
-  if (!established) co_return false;
+  UpgradeExchange established = co_await establish(ctx, worker, client, request);
+  if (!established.backend) co_return false;
   TunnelParams params;
   params.snapshot = std::move(request.snapshot);
   params.entry = request.entry;
-  params.client_preamble = established->client_preamble;
-  params.backend_preamble = established->backend_preamble;
+  params.client_preamble = established.client_preamble;
+  params.backend_preamble = established.backend_preamble;
   params.lease = std::move(request.lease);
   params.lease.hold_connection(std::move(connection));
-  start_tunnel(ctx, worker, std::move(client), std::move(*established->backend), std::move(params));
+  start_tunnel(ctx, worker, std::move(client), std::move(*established.backend), std::move(params));
   co_return true;
 }
 
