@@ -7,7 +7,8 @@ ARG BASE_IMAGE=docker.io/library/debian:bookworm-slim
 FROM ${BASE_IMAGE} AS build
 ARG JOBS=2
 WORKDIR /src
-# The dependency layer first, so a source change does not reinstall the toolchain.
+# The dependency layer first, so a source change does not reinstall the toolchain. The "build"
+# list includes prometheus-cpp-dev (libprometheus-cpp-core, linked dynamically).
 COPY scripts/install-deps.sh scripts/install-deps.sh
 RUN scripts/install-deps.sh build && rm -rf /var/lib/apt/lists/*
 COPY . .
@@ -31,7 +32,7 @@ FROM ${BASE_IMAGE}
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       ca-certificates libboost-json1.81.0 libyaml-cpp0.7 libssl3 libgrpc++1.51 libgrpc29 \
-      libprotobuf32 libspdlog1.10 libfmt9 \
+      libprotobuf32 libspdlog1.10 libfmt9 libprometheus-cpp-core1.0 \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --gid 10001 wsgate \
  && useradd --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \

@@ -10,7 +10,7 @@ build_pkgs=(
   build-essential cmake ninja-build pkg-config ccache git
   libboost1.81-dev libboost-json1.81-dev libboost-program-options1.81-dev
   libssl-dev libyaml-cpp-dev libspdlog-dev libfmt-dev libcli11-dev
-  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
+  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler prometheus-cpp-dev
   libgtest-dev libgmock-dev
 )
 # What the test suite and the demo drive: real clients, real nginx, promtool, a browser.

@@ -1,6 +1,10 @@
-// process_* metrics read from /proc at scrape time, named and described as the Prometheus
-// client libraries do, so stock dashboards and alerts work unchanged.
+// process_* metrics read from /proc at scrape time by a prometheus::Collectable, named and
+// described as the Prometheus client libraries do, so stock dashboards and alerts work unchanged.
 
+#include <prometheus/client_metric.h>
+#include <prometheus/collectable.h>
+#include <prometheus/metric_family.h>
+#include <prometheus/metric_type.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -9,6 +13,7 @@
 #include <fstream>
 #include <iterator>
 #include <limits>
+#include <memory>
 #include <optional>
 #include <sstream>
 #include <string>
@@ -83,58 +88,75 @@ std::optional<std::uint64_t> count_open_fds() {
   return count;
 }
 
-void append_metric(std::string& out, std::string_view name, std::string_view help,
-                   std::string_view type, const std::string& value) {
-  out.append("# HELP ").append(name).append(" ").append(help).append("\n");
-  out.append("# TYPE ").append(name).append(" ").append(type).append("\n");
-  out.append(name).append(" ").append(value).append("\n");
+prometheus::MetricFamily sample(std::string name, std::string help, prometheus::MetricType type,
+                                double value) {
+  prometheus::ClientMetric metric;
+  if (type == prometheus::MetricType::Counter) {
+    metric.counter.value = value;
+  } else {
+    metric.gauge.value = value;
+  }
+  return {std::move(name), std::move(help), type, {std::move(metric)}};
 }
+
+// Reads /proc at each collect. The start time cannot change: it is computed once.
+class ProcessCollector final : public prometheus::Collectable {
+ public:
+  ProcessCollector()
+      : ticks_per_second_(static_cast<double>(sysconf(_SC_CLK_TCK))),
+        page_size_(static_cast<double>(sysconf(_SC_PAGESIZE))) {
+    std::optional<SelfStat> initial = read_self_stat();
+    std::optional<std::uint64_t> boot_time = read_boot_time();
+    if (initial && boot_time && ticks_per_second_ > 0) {
+      start_time_ = static_cast<double>(*boot_time) +
+                    static_cast<double>(initial->start_ticks) / ticks_per_second_;
+    }
+  }
+
+  std::vector<prometheus::MetricFamily> Collect() const override {
+    using prometheus::MetricType;
+    std::vector<prometheus::MetricFamily> out;
+    // A value that cannot be read is left out rather than reported as 0.
+    if (std::optional<SelfStat> stat = read_self_stat()) {
+      if (ticks_per_second_ > 0) {
+        out.push_back(
+            sample("process_cpu_seconds_total", "Total user and system CPU time spent in seconds.",
+                   MetricType::Counter,
+                   static_cast<double>(stat->utime_ticks + stat->stime_ticks) / ticks_per_second_));
+      }
+      out.push_back(sample("process_resident_memory_bytes", "Resident memory size in bytes.",
+                           MetricType::Gauge, static_cast<double>(stat->rss_pages) * page_size_));
+      out.push_back(sample("process_virtual_memory_bytes", "Virtual memory size in bytes.",
+                           MetricType::Gauge, static_cast<double>(stat->vsize_bytes)));
+    }
+    if (std::optional<std::uint64_t> fds = count_open_fds()) {
+      out.push_back(sample("process_open_fds", "Number of open file descriptors.",
+                           MetricType::Gauge, static_cast<double>(*fds)));
+    }
+    rlimit limit{};
+    if (getrlimit(RLIMIT_NOFILE, &limit) == 0) {
+      // RLIM_INFINITY prints as 1.844674407370955e+19.
+      out.push_back(sample("process_max_fds", "Maximum number of open file descriptors.",
+                           MetricType::Gauge, static_cast<double>(limit.rlim_cur)));
+    }
+    if (start_time_) {
+      out.push_back(sample("process_start_time_seconds",
+                           "Start time of the process since unix epoch in seconds.",
+                           MetricType::Gauge, *start_time_));
+    }
+    return out;
+  }
+
+ private:
+  double ticks_per_second_;
+  double page_size_;
+  std::optional<double> start_time_;
+};
 
 }  // namespace
 
 void register_process_collector(Registry& registry) {
-  const double ticks_per_second = static_cast<double>(sysconf(_SC_CLK_TCK));
-  const double page_size = static_cast<double>(sysconf(_SC_PAGESIZE));
-
-  // The start time cannot change: compute it once instead of on every scrape.
-  std::optional<double> start_time;
-  std::optional<SelfStat> initial = read_self_stat();
-  std::optional<std::uint64_t> boot_time = read_boot_time();
-  if (initial && boot_time && ticks_per_second > 0) {
-    start_time = static_cast<double>(*boot_time) +
-                 static_cast<double>(initial->start_ticks) / ticks_per_second;
-  }
-
-  registry.add_collector([ticks_per_second, page_size, start_time](std::string& out) {
-    // A value that cannot be read is left out rather than reported as 0.
-    if (std::optional<SelfStat> stat = read_self_stat()) {
-      if (ticks_per_second > 0) {
-        append_metric(out, "process_cpu_seconds_total",
-                      "Total user and system CPU time spent in seconds.", "counter",
-                      format_double(static_cast<double>(stat->utime_ticks + stat->stime_ticks) /
-                                    ticks_per_second));
-      }
-      append_metric(out, "process_resident_memory_bytes", "Resident memory size in bytes.", "gauge",
-                    format_double(static_cast<double>(stat->rss_pages) * page_size));
-      append_metric(out, "process_virtual_memory_bytes", "Virtual memory size in bytes.", "gauge",
-                    format_double(static_cast<double>(stat->vsize_bytes)));
-    }
-    if (std::optional<std::uint64_t> fds = count_open_fds()) {
-      append_metric(out, "process_open_fds", "Number of open file descriptors.", "gauge",
-                    std::to_string(*fds));
-    }
-    rlimit limit{};
-    if (getrlimit(RLIMIT_NOFILE, &limit) == 0) {
-      // RLIM_INFINITY prints as 1.8446744073709552e+19, as the Go client does.
-      append_metric(out, "process_max_fds", "Maximum number of open file descriptors.", "gauge",
-                    format_double(static_cast<double>(limit.rlim_cur)));
-    }
-    if (start_time) {
-      append_metric(out, "process_start_time_seconds",
-                    "Start time of the process since unix epoch in seconds.", "gauge",
-                    format_double(*start_time));
-    }
-  });
+  registry.add_collectable(std::make_shared<ProcessCollector>());
 }
 
 }  // namespace wsgate::metrics

@@ -1,53 +1,103 @@
 #include "metrics/registry.hpp"
 
+#include <prometheus/client_metric.h>
+#include <prometheus/collectable.h>
+#include <prometheus/counter.h>
+#include <prometheus/family.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/metric_family.h>
+#include <prometheus/registry.h>
+#include <prometheus/text_serializer.h>
+
 #include <algorithm>
 #include <cassert>
-#include <charconv>
 #include <cmath>
-#include <limits>
 #include <stdexcept>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 
 namespace wsgate::metrics {
 
 // ---- series --------------------------------------------------------------------------------
 
-Histogram::Histogram(const std::vector<double>* bounds)
-    : bounds_(bounds),
-      buckets_(std::make_unique<std::atomic<std::uint64_t>[]>(bounds->size() + 1)) {
-  assert(std::is_sorted(bounds->begin(), bounds->end()));
+void Counter::fold() const {
+  const std::uint64_t delta = pending_.exchange(0, std::memory_order_relaxed);
+  if (delta != 0) series_->Increment(static_cast<double>(delta));
+}
+
+std::uint64_t Counter::value() const {
+  fold();
+  return static_cast<std::uint64_t>(series_->Value());
+}
+
+void Gauge::inc(std::int64_t n) {
+  series_->Increment(static_cast<double>(n));
+}
+void Gauge::dec(std::int64_t n) {
+  series_->Decrement(static_cast<double>(n));
+}
+void Gauge::set(std::int64_t v) {
+  series_->Set(static_cast<double>(v));
+}
+std::int64_t Gauge::value() const {
+  return static_cast<std::int64_t>(series_->Value());
 }
 
 void Histogram::observe(double value) {
-  // A bucket counts values <= its bound, so the first bound not below the value is the one.
-  // NaN compares false with everything; it belongs in +Inf, as in the Go client.
-  std::size_t index = bounds_->size();
   if (!std::isnan(value)) {
-    index = static_cast<std::size_t>(std::lower_bound(bounds_->begin(), bounds_->end(), value) -
-                                     bounds_->begin());
+    series_->Observe(value);
+    return;
   }
-  buckets_[index].fetch_add(1, std::memory_order_relaxed);
-  // std::atomic<double> has no lock-free add on every target; a CAS loop is the portable form.
-  double current = sum_.load(std::memory_order_relaxed);
-  while (!sum_.compare_exchange_weak(current, current + value, std::memory_order_relaxed)) {
-  }
+  // lower_bound finds no bound a NaN is not below, so Observe would count it in the first
+  // bucket; the Go client (and our registry before) counts it in +Inf only.
+  std::vector<double> increments(bounds_ + 1, 0.0);
+  increments.back() = 1;
+  series_->ObserveMultiple(increments, value);
 }
 
 Histogram::Snapshot Histogram::snapshot() const {
+  const prometheus::ClientMetric::Histogram collected = series_->Collect().histogram;
   Snapshot snap;
-  snap.cumulative.reserve(bounds_->size() + 1);
-  std::uint64_t running = 0;
-  for (std::size_t i = 0; i <= bounds_->size(); ++i) {
-    running += buckets_[i].load(std::memory_order_relaxed);
-    snap.cumulative.push_back(running);
-  }
-  snap.count = running;
-  snap.sum = sum_.load(std::memory_order_relaxed);
+  snap.cumulative.reserve(collected.bucket.size());
+  for (const auto& bucket : collected.bucket) snap.cumulative.push_back(bucket.cumulative_count);
+  snap.count = collected.sample_count;
+  snap.sum = collected.sample_sum;
   return snap;
 }
 
 // ---- families ------------------------------------------------------------------------------
+
+namespace {
+
+// prometheus-cpp 1.0.1's TextSerializer writes HELP text as given: escape backslash and
+// newline here (the exposition test holds the serializer to that).
+std::string escape_help(const std::string& help) {
+  std::string out;
+  out.reserve(help.size());
+  for (char c : help) {
+    if (c == '\\') {
+      out += "\\\\";
+    } else if (c == '\n') {
+      out += "\\n";
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+template <typename Series>
+Family<Series>::Family(std::string name, std::string help, std::vector<std::string> label_names,
+                       Native& native, std::vector<double> bounds)
+    : name_(std::move(name)),
+      help_(std::move(help)),
+      label_names_(std::move(label_names)),
+      native_(native),
+      bounds_(std::move(bounds)) {}
 
 template <typename Series>
 Series& Family<Series>::with(const LabelValues& values) {
@@ -57,15 +107,26 @@ Series& Family<Series>::with(const LabelValues& values) {
   if (found != series_.end()) return *found->second;
   LabelValues key = values;
   key.resize(label_names_.size());  // release builds: keep the exposition well-formed
-  auto [pos, inserted] = series_.try_emplace(std::move(key));
-  if (inserted) pos->second = make_();
-  return *pos->second;
+  prometheus::Labels labels;
+  for (std::size_t i = 0; i < label_names_.size(); ++i) labels[label_names_[i]] = key[i];
+  // prometheus-cpp hands back the series it has for these labels, or makes one.
+  std::unique_ptr<Series> series;
+  if constexpr (std::is_same_v<Series, Histogram>) {
+    series = std::make_unique<Histogram>(native_.Add(labels, bounds_), bounds_.size());
+  } else {
+    series = std::make_unique<Series>(native_.Add(labels));
+  }
+  // Not inserted only when padding made the key of an existing series: that one is the same.
+  return *series_.try_emplace(std::move(key), std::move(series)).first->second;
 }
 
 template <typename Series>
 void Family<Series>::remove(const LabelValues& values) {
   std::lock_guard lock(mutex_);
-  series_.erase(values);
+  auto found = series_.find(values);
+  if (found == series_.end()) return;
+  native_.Remove(found->second->series_);
+  series_.erase(found);
 }
 
 template <typename Series>
@@ -73,6 +134,27 @@ void Family<Series>::for_each(
     const std::function<void(const LabelValues&, const Series&)>& visit) const {
   std::lock_guard lock(mutex_);
   for (const auto& [values, series] : series_) visit(values, *series);
+}
+
+template <typename Series>
+void Family<Series>::collect(std::vector<prometheus::MetricFamily>& out) const {
+  if constexpr (std::is_same_v<Series, Counter>) {
+    std::lock_guard lock(mutex_);
+    for (const auto& entry : series_) entry.second->fold();
+  }
+  std::vector<prometheus::MetricFamily> collected = native_.Collect();
+  if (collected.empty()) {
+    // prometheus-cpp leaves out a family without series; we keep its HELP and TYPE, as before.
+    collected.push_back({name_, escape_help(help_), Series::Native::metric_type, {}});
+  }
+  for (prometheus::MetricFamily& family : collected) {
+    // Collect() walks an unordered_map: sort so that scrapes are stable and diffable.
+    std::sort(family.metric.begin(), family.metric.end(),
+              [](const prometheus::ClientMetric& a, const prometheus::ClientMetric& b) {
+                return a.label < b.label;
+              });
+    out.push_back(std::move(family));
+  }
 }
 
 template class Family<Counter>;
@@ -90,8 +172,6 @@ const std::vector<double>& default_duration_buckets() {
                                            300, 600, 1800, 3600, 7200, 21600, 86400};
   return kBounds;
 }
-
-// ---- text format helpers -------------------------------------------------------------------
 
 std::string escape_label_value(const std::string& value) {
   std::string out;
@@ -114,80 +194,9 @@ std::string escape_label_value(const std::string& value) {
   return out;
 }
 
-std::string format_double(double value) {
-  if (std::isnan(value)) return "NaN";
-  if (std::isinf(value)) return value > 0 ? "+Inf" : "-Inf";
-  // Integral values below 2^53 are exact as integers; print them the way a reader expects
-  // ("86400", not "86400.0" or "8.64e+04").
-  constexpr double kExactIntegers = 9007199254740992.0;  // 2^53
-  if (std::trunc(value) == value && std::fabs(value) < kExactIntegers) {
-    return std::to_string(static_cast<std::int64_t>(value));
-  }
-  char buffer[64];
-  auto result = std::to_chars(buffer, buffer + sizeof buffer, value);  // shortest round-trip
-  return std::string(buffer, result.ptr);
-}
+// ---- registration checks -------------------------------------------------------------------
 
 namespace {
-
-// HELP text escapes backslash and newline only (quotes are fine there).
-std::string escape_help(const std::string& help) {
-  std::string out;
-  out.reserve(help.size());
-  for (char c : help) {
-    if (c == '\\') {
-      out += "\\\\";
-    } else if (c == '\n') {
-      out += "\\n";
-    } else {
-      out += c;
-    }
-  }
-  return out;
-}
-
-void append_header(std::string& out, const std::string& name, const std::string& help,
-                   std::string_view type) {
-  out += "# HELP ";
-  out += name;
-  out += ' ';
-  out += escape_help(help);
-  out += "\n# TYPE ";
-  out += name;
-  out += ' ';
-  out += type;
-  out += '\n';
-}
-
-// `name{a="x",b="y",le="0.1"} value\n`, braces omitted when there is no label at all.
-void append_sample(std::string& out, const std::string& name, std::string_view suffix,
-                   const std::vector<std::string>& label_names, const LabelValues& values,
-                   const std::string* le, const std::string& value) {
-  out += name;
-  out += suffix;
-  if (!label_names.empty() || le != nullptr) {
-    out += '{';
-    bool first = true;
-    for (std::size_t i = 0; i < label_names.size(); ++i) {
-      if (!first) out += ',';
-      first = false;
-      out += label_names[i];
-      out += "=\"";
-      out += escape_label_value(i < values.size() ? values[i] : std::string());
-      out += '"';
-    }
-    if (le != nullptr) {
-      if (!first) out += ',';
-      out += "le=\"";
-      out += *le;
-      out += '"';
-    }
-    out += '}';
-  }
-  out += ' ';
-  out += value;
-  out += '\n';
-}
 
 bool valid_name(std::string_view name, bool allow_colon) {
   if (name.empty()) return false;
@@ -198,18 +207,6 @@ bool valid_name(std::string_view name, bool allow_colon) {
     if (!ok) return false;
   }
   return true;
-}
-
-std::string_view type_name(MetricType type) {
-  switch (type) {
-    case MetricType::kCounter:
-      return "counter";
-    case MetricType::kGauge:
-      return "gauge";
-    case MetricType::kHistogram:
-      return "histogram";
-  }
-  return "untyped";
 }
 
 [[noreturn]] void reject(const std::string& name, const std::string& why) {
@@ -257,44 +254,19 @@ struct Registry::Entry {
   std::string name;
   std::string help;
   std::vector<std::string> labels;
-  std::vector<double> bounds;         // histograms: every series points at this vector
-  std::vector<std::string> le_texts;  // bounds, pre-formatted for the `le` label
+  std::vector<double> bounds;
   std::unique_ptr<CounterFamily> counters;
   std::unique_ptr<GaugeFamily> gauges;
   std::unique_ptr<HistogramFamily> histograms;
 
-  void expose(std::string& out) const {
-    append_header(out, name, help, type_name(type));
-    switch (type) {
-      case MetricType::kCounter:
-        counters->for_each([&](const LabelValues& values, const Counter& counter) {
-          append_sample(out, name, "", labels, values, nullptr, std::to_string(counter.value()));
-        });
-        break;
-      case MetricType::kGauge:
-        gauges->for_each([&](const LabelValues& values, const Gauge& gauge) {
-          append_sample(out, name, "", labels, values, nullptr, std::to_string(gauge.value()));
-        });
-        break;
-      case MetricType::kHistogram:
-        histograms->for_each([&](const LabelValues& values, const Histogram& histogram) {
-          static const std::string kInf = "+Inf";
-          Histogram::Snapshot snap = histogram.snapshot();
-          for (std::size_t i = 0; i < le_texts.size(); ++i) {
-            append_sample(out, name, "_bucket", labels, values, &le_texts[i],
-                          std::to_string(snap.cumulative[i]));
-          }
-          append_sample(out, name, "_bucket", labels, values, &kInf,
-                        std::to_string(snap.cumulative.back()));
-          append_sample(out, name, "_sum", labels, values, nullptr, format_double(snap.sum));
-          append_sample(out, name, "_count", labels, values, nullptr, std::to_string(snap.count));
-        });
-        break;
-    }
+  void collect(std::vector<prometheus::MetricFamily>& out) const {
+    if (counters) counters->collect(out);
+    if (gauges) gauges->collect(out);
+    if (histograms) histograms->collect(out);
   }
 };
 
-Registry::Registry() = default;
+Registry::Registry() : native_(std::make_unique<prometheus::Registry>()) {}
 Registry::~Registry() = default;
 
 Registry::Entry& Registry::add(MetricType type, std::string name, std::string help,
@@ -312,29 +284,30 @@ Registry::Entry& Registry::add(MetricType type, std::string name, std::string he
   }
   auto entry = std::make_unique<Entry>();
   entry->type = type;
-  entry->name = std::move(name);
-  entry->help = std::move(help);
-  entry->labels = std::move(labels);
-  entry->bounds = std::move(bounds);
-  const Entry& e = *entry;
+  entry->name = name;
+  entry->help = help;
+  entry->labels = labels;
+  entry->bounds = bounds;
+  const std::string native_help = escape_help(help);
   switch (type) {
     case MetricType::kCounter:
-      entry->counters = std::make_unique<CounterFamily>(e.name, e.help, e.labels,
-                                                        [] { return std::make_unique<Counter>(); });
+      entry->counters = std::make_unique<CounterFamily>(
+          std::move(name), std::move(help), std::move(labels),
+          prometheus::BuildCounter().Name(entry->name).Help(native_help).Register(*native_),
+          std::vector<double>{});
       break;
     case MetricType::kGauge:
-      entry->gauges = std::make_unique<GaugeFamily>(e.name, e.help, e.labels,
-                                                    [] { return std::make_unique<Gauge>(); });
+      entry->gauges = std::make_unique<GaugeFamily>(
+          std::move(name), std::move(help), std::move(labels),
+          prometheus::BuildGauge().Name(entry->name).Help(native_help).Register(*native_),
+          std::vector<double>{});
       break;
-    case MetricType::kHistogram: {
-      for (double bound : e.bounds) entry->le_texts.push_back(format_double(bound));
-      // The entry is heap-allocated and never freed before the registry: a stable address.
-      const std::vector<double>* stable_bounds = &e.bounds;
+    case MetricType::kHistogram:
       entry->histograms = std::make_unique<HistogramFamily>(
-          e.name, e.help, e.labels,
-          [stable_bounds] { return std::make_unique<Histogram>(stable_bounds); });
+          std::move(name), std::move(help), std::move(labels),
+          prometheus::BuildHistogram().Name(entry->name).Help(native_help).Register(*native_),
+          std::move(bounds));
       break;
-    }
   }
   entries_.push_back(std::move(entry));
   return *entries_.back();
@@ -357,25 +330,38 @@ HistogramFamily& Registry::histogram(std::string name, std::string help,
               .histograms;
 }
 
+void Registry::add_collectable(std::shared_ptr<const prometheus::Collectable> collectable) {
+  std::lock_guard lock(mutex_);
+  collectables_.push_back(std::move(collectable));
+}
+
 void Registry::add_collector(std::function<void(std::string& out)> collector) {
   std::lock_guard lock(mutex_);
   collectors_.push_back(std::move(collector));
 }
 
 std::string Registry::expose() const {
-  // Copy what to visit, then render without the registry lock: a slow collector (reading
+  // Copy what to visit, then collect without the registry lock: a slow collectable (reading
   // /proc) must not block registration, and entries are never freed before the registry.
   std::vector<const Entry*> entries;
+  std::vector<std::shared_ptr<const prometheus::Collectable>> collectables;
   std::vector<std::function<void(std::string&)>> collectors;
   {
     std::lock_guard lock(mutex_);
     entries.reserve(entries_.size());
     for (const auto& entry : entries_) entries.push_back(entry.get());
+    collectables = collectables_;
     collectors = collectors_;
   }
-  std::string out;
-  out.reserve(4096);
-  for (const Entry* entry : entries) entry->expose(out);
+  std::vector<prometheus::MetricFamily> families;
+  families.reserve(entries.size() + 8);
+  for (const Entry* entry : entries) entry->collect(families);
+  for (const auto& collectable : collectables) {
+    for (prometheus::MetricFamily& family : collectable->Collect()) {
+      families.push_back(std::move(family));
+    }
+  }
+  std::string out = prometheus::TextSerializer().Serialize(families);
   for (const auto& collector : collectors) collector(out);
   return out;
 }

@@ -1,48 +1,86 @@
 #pragma once
-// Metric registry: counters, gauges and histograms with labels, and the Prometheus text
-// exposition of them. prometheus-cpp is not packaged on Debian 12; this module is ours.
+// Metric registry: wsgate's handles over prometheus-cpp's core library (Debian 12's
+// prometheus-cpp-dev 1.0.1). prometheus::Registry owns the families and series,
+// prometheus::TextSerializer writes the exposition, and our admin server serves it (no civetweb
+// Exposer). This facade adds what callers rely on: label values by position in declared order,
+// registration checks (counter names end in _total, ascending bounds), the same family back for
+// the same definition, and HELP/TYPE for a family that has no series yet.
 //
 // Hot path contract: look a series up once (with()), keep the reference, then inc()/observe()
-// are lock-free atomics. Series references stay valid for the registry's lifetime unless
-// remove() is called for exactly that series.
+// take no lock and do no label lookup. Counter::inc() is one relaxed 64-bit add, folded into
+// the prometheus::Counter before each collect: prometheus-cpp 1.0's Counter::Increment is three
+// out-of-line calls around a CAS loop on std::atomic<double>, and the byte counters are added
+// to on every tunnel write. Gauges and histograms call prometheus-cpp directly (they change
+// per tunnel or per handshake, not per message). Series references stay valid for the
+// registry's lifetime unless remove() is called for exactly that series.
 
 #include <atomic>
 #include <cstdint>
 #include <functional>
-#include <initializer_list>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
 
+namespace prometheus {
+class Collectable;
+class Counter;
+class Gauge;
+class Histogram;
+class Registry;
+struct MetricFamily;
+template <typename T>
+class Family;
+}  // namespace prometheus
+
 namespace wsgate::metrics {
 
 using LabelValues = std::vector<std::string>;
 
+template <typename Series>
+class Family;
+
 class Counter {
  public:
-  void inc(std::uint64_t n = 1) { value_.fetch_add(n, std::memory_order_relaxed); }
-  std::uint64_t value() const { return value_.load(std::memory_order_relaxed); }
+  using Native = prometheus::Counter;
+  explicit Counter(Native& series) : series_(&series) {}
+
+  void inc(std::uint64_t n = 1) { pending_.fetch_add(n, std::memory_order_relaxed); }
+  // Folds first, so it includes every inc() that happened before the call.
+  std::uint64_t value() const;
 
  private:
-  std::atomic<std::uint64_t> value_{0};
+  template <typename>
+  friend class Family;
+  void fold() const;  // moves the pending adds into the prometheus-cpp series
+
+  mutable std::atomic<std::uint64_t> pending_{0};
+  Native* series_;
 };
 
 class Gauge {
  public:
-  void inc(std::int64_t n = 1) { value_.fetch_add(n, std::memory_order_relaxed); }
-  void dec(std::int64_t n = 1) { value_.fetch_sub(n, std::memory_order_relaxed); }
-  void set(std::int64_t v) { value_.store(v, std::memory_order_relaxed); }
-  std::int64_t value() const { return value_.load(std::memory_order_relaxed); }
+  using Native = prometheus::Gauge;
+  explicit Gauge(Native& series) : series_(&series) {}
+
+  void inc(std::int64_t n = 1);
+  void dec(std::int64_t n = 1);
+  void set(std::int64_t v);
+  std::int64_t value() const;
 
  private:
-  std::atomic<std::int64_t> value_{0};
+  template <typename>
+  friend class Family;
+  Native* series_;
 };
 
 class Histogram {
  public:
-  explicit Histogram(const std::vector<double>* bounds);  // bounds ascending, +Inf implied
+  using Native = prometheus::Histogram;
+  Histogram(Native& series, std::size_t bound_count) : series_(&series), bounds_(bound_count) {}
+
+  // NaN counts in +Inf only (prometheus-cpp alone would put it in the first bucket).
   void observe(double value);
 
   struct Snapshot {
@@ -53,25 +91,20 @@ class Histogram {
   Snapshot snapshot() const;
 
  private:
-  const std::vector<double>* bounds_;
-  // Non-cumulative, size bounds+1. The count is their sum, so a scrape racing observe() can
-  // never show a +Inf bucket that differs from _count.
-  std::unique_ptr<std::atomic<std::uint64_t>[]> buckets_;
-  std::atomic<double> sum_{0};
+  template <typename>
+  friend class Family;
+  Native* series_;
+  std::size_t bounds_;
 };
 
 enum class MetricType { kCounter, kGauge, kHistogram };
 
-// One metric name with its label names, and every label combination seen so far.
+// One metric name with its label names, and every label combination seen so far. Made by
+// Registry only.
 template <typename Series>
 class Family {
  public:
-  Family(std::string name, std::string help, std::vector<std::string> label_names,
-         std::function<std::unique_ptr<Series>()> make)
-      : name_(std::move(name)),
-        help_(std::move(help)),
-        label_names_(std::move(label_names)),
-        make_(std::move(make)) {}
+  using Native = prometheus::Family<typename Series::Native>;
 
   // Returns the series for these label values (created on first use). values.size() must
   // equal the number of label names (asserted; release builds pad or cut so the
@@ -87,11 +120,19 @@ class Family {
   // Visits every series in label order, under the family lock.
   void for_each(const std::function<void(const LabelValues&, const Series&)>& visit) const;
 
+  Family(std::string name, std::string help, std::vector<std::string> label_names, Native& native,
+         std::vector<double> bounds);
+
  private:
+  friend class Registry;
+  // The prometheus-cpp family's samples (counters folded first); HELP/TYPE only when empty.
+  void collect(std::vector<prometheus::MetricFamily>& out) const;
+
   std::string name_;
   std::string help_;
   std::vector<std::string> label_names_;
-  std::function<std::unique_ptr<Series>()> make_;
+  Native& native_;
+  std::vector<double> bounds_;  // histograms only
   mutable std::mutex mutex_;
   std::map<LabelValues, std::unique_ptr<Series>> series_;
 };
@@ -117,7 +158,7 @@ const std::vector<double>& default_duration_buckets();
 class Registry {
  public:
   Registry();
-  ~Registry();  // out of line: Entry is complete only in registry.cpp
+  ~Registry();  // out of line: Entry and prometheus::Registry are complete in registry.cpp
   Registry(const Registry&) = delete;
   Registry& operator=(const Registry&) = delete;
 
@@ -126,11 +167,14 @@ class Registry {
   HistogramFamily& histogram(std::string name, std::string help, std::vector<std::string> labels,
                              std::vector<double> bounds);
 
-  // A collector appends complete exposition text (HELP/TYPE lines included) at scrape time:
-  // process_* metrics and other values read on demand.
+  // Metrics read at scrape time (process_*), collected and serialized with the families.
+  void add_collectable(std::shared_ptr<const prometheus::Collectable> collectable);
+  // Appends finished exposition text (HELP/TYPE lines included) after everything else, for
+  // code that writes its own scrape-time samples.
   void add_collector(std::function<void(std::string& out)> collector);
 
-  // The whole registry in Prometheus text format 0.0.4, families in registration order.
+  // The whole registry in Prometheus text format 0.0.4: families in registration order (each
+  // family's series sorted by their labels), then collectables, then collector text.
   std::string expose() const;
 
  private:
@@ -140,20 +184,19 @@ class Registry {
              std::vector<double> bounds);
 
   mutable std::mutex mutex_;
+  std::unique_ptr<prometheus::Registry> native_;  // destroyed after the entries that use it
   std::vector<std::unique_ptr<Entry>> entries_;
+  std::vector<std::shared_ptr<const prometheus::Collectable>> collectables_;
   std::vector<std::function<void(std::string&)>> collectors_;
 };
 
 // Registers process_resident_memory_bytes, process_virtual_memory_bytes, process_open_fds,
-// process_max_fds, process_cpu_seconds_total and process_start_time_seconds, read from /proc.
+// process_max_fds, process_cpu_seconds_total and process_start_time_seconds, read from /proc
+// at each scrape by a prometheus::Collectable.
 void register_process_collector(Registry& registry);
 
-// Escapes a label value per the text format (backslash, double quote, newline).
+// Escapes a label value per the text format (backslash, double quote, newline), for collector
+// text written by hand.
 std::string escape_label_value(const std::string& value);
-
-// A sample value as the text format wants it: integral values without exponent or
-// fraction ("3", "86400"), others in the shortest form that reads back exactly ("0.0025"),
-// and "NaN", "+Inf", "-Inf". Also used for `le` labels.
-std::string format_double(double value);
 
 }  // namespace wsgate::metrics

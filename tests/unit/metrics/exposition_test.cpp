@@ -1,19 +1,24 @@
-// Exact Prometheus text for each metric type, label order and escaping, and number formatting.
+// Exact Prometheus text for each metric type, label order and escaping, and number formatting,
+// as prometheus-cpp 1.0.1's TextSerializer writes it behind our Registry (label names sorted,
+// a histogram's _count and _sum before its buckets, values with up to 16 significant digits).
 
 #include <gtest/gtest.h>
+#include <prometheus/client_metric.h>
+#include <prometheus/collectable.h>
+#include <prometheus/metric_family.h>
 
-#include <cmath>
-#include <limits>
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "metrics/registry.hpp"
 
 namespace wsgate::metrics {
 namespace {
 
-TEST(Exposition, CounterWithLabelsInDeclaredOrderSortedByValuesAndEscaped) {
+TEST(Exposition, CounterWithLabelsSortedByNameSeriesSortedAndEscaped) {
   Registry registry;
-  // Declared route-then-code: the output must keep that order, not sort label names.
+  // Declared route-then-code; prometheus-cpp keeps labels in a std::map, so code comes first.
   CounterFamily& family = registry.counter("wsgate_handshakes_total",
                                            "Handshakes by route and status.", {"route", "code"});
   family.with({"default/chat", "400"});  // created, never incremented: still exposed as 0
@@ -23,9 +28,9 @@ TEST(Exposition, CounterWithLabelsInDeclaredOrderSortedByValuesAndEscaped) {
   EXPECT_EQ(registry.expose(),
             "# HELP wsgate_handshakes_total Handshakes by route and status.\n"
             "# TYPE wsgate_handshakes_total counter\n"
-            "wsgate_handshakes_total{route=\"a\\\"b\\\\c\\nd\",code=\"404\"} 1\n"
-            "wsgate_handshakes_total{route=\"default/chat\",code=\"101\"} 3\n"
-            "wsgate_handshakes_total{route=\"default/chat\",code=\"400\"} 0\n");
+            "wsgate_handshakes_total{code=\"101\",route=\"default/chat\"} 3\n"
+            "wsgate_handshakes_total{code=\"400\",route=\"default/chat\"} 0\n"
+            "wsgate_handshakes_total{code=\"404\",route=\"a\\\"b\\\\c\\nd\"} 1\n");
 }
 
 TEST(Exposition, GaugeWithoutLabelsAndNegativeValues) {
@@ -61,12 +66,12 @@ TEST(Exposition, HistogramBucketsSumAndCount) {
   EXPECT_EQ(registry.expose(),
             "# HELP wsgate_handshake_duration_seconds Handshake latency.\n"
             "# TYPE wsgate_handshake_duration_seconds histogram\n"
+            "wsgate_handshake_duration_seconds_count{route=\"x\\\"y\"} 4\n"
+            "wsgate_handshake_duration_seconds_sum{route=\"x\\\"y\"} 6.75\n"
             "wsgate_handshake_duration_seconds_bucket{route=\"x\\\"y\",le=\"0.25\"} 1\n"
             "wsgate_handshake_duration_seconds_bucket{route=\"x\\\"y\",le=\"1\"} 2\n"
             "wsgate_handshake_duration_seconds_bucket{route=\"x\\\"y\",le=\"2.5\"} 3\n"
-            "wsgate_handshake_duration_seconds_bucket{route=\"x\\\"y\",le=\"+Inf\"} 4\n"
-            "wsgate_handshake_duration_seconds_sum{route=\"x\\\"y\"} 6.75\n"
-            "wsgate_handshake_duration_seconds_count{route=\"x\\\"y\"} 4\n");
+            "wsgate_handshake_duration_seconds_bucket{route=\"x\\\"y\",le=\"+Inf\"} 4\n");
 }
 
 TEST(Exposition, HistogramWithoutLabelsAndDefaultBoundsTexts) {
@@ -120,23 +125,49 @@ TEST(Exposition, CollectorTextIsAppendedAfterFamilies) {
             "# HELP g G.\n# TYPE g gauge\ng 2\n# HELP c C.\n# TYPE c gauge\nc 9\n");
 }
 
-TEST(FormatDouble, IntegersWithoutExponentOthersShortestAndSpecials) {
-  EXPECT_EQ(format_double(0), "0");
-  EXPECT_EQ(format_double(3), "3");
-  EXPECT_EQ(format_double(-42), "-42");
-  EXPECT_EQ(format_double(86400), "86400");
-  EXPECT_EQ(format_double(1e15), "1000000000000000");
-  EXPECT_EQ(format_double(0.001), "0.001");
-  EXPECT_EQ(format_double(0.0025), "0.0025");
-  EXPECT_EQ(format_double(2.5), "2.5");
-  EXPECT_EQ(format_double(0.1), "0.1");
-  EXPECT_EQ(format_double(std::numeric_limits<double>::quiet_NaN()), "NaN");
-  EXPECT_EQ(format_double(std::numeric_limits<double>::infinity()), "+Inf");
-  EXPECT_EQ(format_double(-std::numeric_limits<double>::infinity()), "-Inf");
-  // Non-integral values read back exactly.
-  for (double value : {1.0 / 3, 0.1 + 0.2, 1e-7, 123456.789, 1e300}) {
-    EXPECT_EQ(std::stod(format_double(value)), value) << format_double(value);
-  }
+TEST(Exposition, IntegralValuesPrintAsIntegersOthersInShortForm) {
+  // Tests and dashboards read byte and event counts: they stay integers ("86400", not
+  // "8.64e+04") up to 16 digits, as the serializer prints with 16 significant digits.
+  Registry registry;
+  CounterFamily& bytes = registry.counter("b_total", "B.", {"k"});
+  bytes.with({"a"}).inc(86400);
+  bytes.with({"b"}).inc(1'000'000'000'000'000);
+  bytes.with({"c"}).inc(9'007'199'254'740'992);   // 2^53: still every digit
+  bytes.with({"d"}).inc(10'000'000'000'000'000);  // 17 digits: exponent form
+  HistogramFamily& latency = registry.histogram("l_seconds", "L.", {}, {0.0025, 0.1, 86400});
+  latency.with({}).observe(0.001);
+  latency.with({}).observe(0.0015);
+  EXPECT_EQ(registry.expose(),
+            "# HELP b_total B.\n# TYPE b_total counter\n"
+            "b_total{k=\"a\"} 86400\n"
+            "b_total{k=\"b\"} 1000000000000000\n"
+            "b_total{k=\"c\"} 9007199254740992\n"
+            "b_total{k=\"d\"} 1e+16\n"
+            "# HELP l_seconds L.\n# TYPE l_seconds histogram\n"
+            "l_seconds_count 2\n"
+            "l_seconds_sum 0.0025\n"
+            "l_seconds_bucket{le=\"0.0025\"} 2\n"
+            "l_seconds_bucket{le=\"0.1\"} 2\n"
+            "l_seconds_bucket{le=\"86400\"} 2\n"
+            "l_seconds_bucket{le=\"+Inf\"} 2\n");
+}
+
+TEST(Exposition, CollectablesFollowFamiliesAndCollectorTextComesLast) {
+  class Fixed : public prometheus::Collectable {
+   public:
+    std::vector<prometheus::MetricFamily> Collect() const override {
+      prometheus::ClientMetric metric;
+      metric.gauge.value = 7;
+      return {{"k", "K.", prometheus::MetricType::Gauge, {metric}}};
+    }
+  };
+  Registry registry;
+  registry.add_collector([](std::string& out) { out += "# HELP c C.\n# TYPE c gauge\nc 9\n"; });
+  registry.add_collectable(std::make_shared<Fixed>());
+  registry.gauge("g", "G.", {}).with({}).set(2);
+  EXPECT_EQ(registry.expose(),
+            "# HELP g G.\n# TYPE g gauge\ng 2\n# HELP k K.\n# TYPE k gauge\nk 7\n"
+            "# HELP c C.\n# TYPE c gauge\nc 9\n");
 }
 
 TEST(EscapeLabelValue, BackslashQuoteNewlineOnly) {

@@ -1,10 +1,13 @@
-// Registration rules, histogram bucket invariants and concurrent updates.
+// Registration rules, histogram bucket invariants and concurrent updates (scrapes included:
+// counters are folded into their prometheus-cpp series at each collect).
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <cmath>
 #include <limits>
 #include <stdexcept>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -45,7 +48,7 @@ TEST(Registration, HistogramBoundsMustAscendAndMayEndWithInf) {
   with_inf.with({}).observe(3);
   // +Inf written out is the implied bucket, not a second one.
   std::string text = registry.expose();
-  EXPECT_NE(text.find("h5_bucket{le=\"1\"} 0\nh5_bucket{le=\"+Inf\"} 1\nh5_sum 3\n"),
+  EXPECT_NE(text.find("h5_sum 3\nh5_bucket{le=\"1\"} 0\nh5_bucket{le=\"+Inf\"} 1\n"),
             std::string::npos)
       << text;
 }
@@ -81,7 +84,8 @@ TEST(Family, WithReturnsStableReferencePerLabelSet) {
 
 TEST(Histogram, BucketsAreCumulativeNonDecreasingAndEndAtCount) {
   const std::vector<double> bounds = default_latency_buckets();
-  Histogram histogram(&bounds);
+  Registry registry;
+  Histogram& histogram = registry.histogram("h_seconds", "H.", {}, bounds).with({});
   // Values spread over every bucket, including exact bounds, below the first and above the last.
   std::uint64_t observed = 0;
   double expected_sum = 0;
@@ -115,11 +119,12 @@ TEST(Histogram, BucketsAreCumulativeNonDecreasingAndEndAtCount) {
 }
 
 TEST(Histogram, NanGoesToInfBucketOnly) {
-  const std::vector<double> bounds{1, 2};
-  Histogram histogram(&bounds);
+  Registry registry;
+  Histogram& histogram = registry.histogram("h_seconds", "H.", {}, {1, 2}).with({});
   histogram.observe(std::numeric_limits<double>::quiet_NaN());
   Histogram::Snapshot snap = histogram.snapshot();
   EXPECT_EQ(snap.cumulative, (std::vector<std::uint64_t>{0, 0, 1}));
+  EXPECT_EQ(snap.count, 1u);
   EXPECT_TRUE(std::isnan(snap.sum));
 }
 
@@ -166,6 +171,38 @@ TEST(Concurrency, IncrementsAndObservationsFromSeveralThreadsAddUp) {
   EXPECT_EQ(snap.cumulative, (std::vector<std::uint64_t>{half, half, 2 * half, 2 * half}));
   EXPECT_EQ(snap.count, 2 * half);
   EXPECT_EQ(snap.sum, static_cast<double>(half) * 0.25 + static_cast<double>(half) * 1.5);
+}
+
+TEST(Concurrency, ScrapesDuringIncrementsLoseAndDoubleNothing) {
+  Registry registry;
+  CounterFamily& counters = registry.counter("bytes_total", "B.", {"direction"});
+  Counter& bytes = counters.with({"up"});
+  constexpr int kThreads = 3;
+  constexpr int kIterations = 50000;
+  std::atomic<bool> writing{true};
+  std::thread scraper([&] {
+    double previous = 0;
+    while (writing.load()) {
+      const std::string text = registry.expose();  // folds while the writers add
+      const std::string prefix = "bytes_total{direction=\"up\"} ";
+      const std::size_t at = text.find(prefix);
+      ASSERT_NE(at, std::string::npos) << text;
+      const double value = std::stod(text.substr(at + prefix.size()));
+      EXPECT_GE(value, previous) << "a counter went down between scrapes";
+      previous = value;
+    }
+  });
+  std::vector<std::thread> writers;
+  for (int t = 0; t < kThreads; ++t) {
+    writers.emplace_back([&] {
+      for (int i = 0; i < kIterations; ++i) bytes.inc(3);
+    });
+  }
+  for (std::thread& writer : writers) writer.join();
+  writing = false;
+  scraper.join();
+  EXPECT_EQ(bytes.value(), 3u * kThreads * kIterations);
+  EXPECT_NE(registry.expose().find("bytes_total{direction=\"up\"} 450000\n"), std::string::npos);
 }
 
 }  // namespace
