@@ -32,32 +32,41 @@ std::uint64_t Counter::value() const {
   return static_cast<std::uint64_t>(series_->Value());
 }
 
-void Gauge::inc(std::int64_t n) {
-  series_->Increment(static_cast<double>(n));
-}
-void Gauge::dec(std::int64_t n) {
-  series_->Decrement(static_cast<double>(n));
-}
-void Gauge::set(std::int64_t v) {
-  series_->Set(static_cast<double>(v));
-}
-std::int64_t Gauge::value() const {
-  return static_cast<std::int64_t>(series_->Value());
+void Gauge::fold() const {
+  series_->Set(static_cast<double>(value()));
 }
 
+Histogram::Histogram(Native& series, const std::vector<double>& bounds)
+    : series_(&series),
+      bounds_(&bounds),
+      pending_buckets_(std::make_unique<std::atomic<std::uint64_t>[]>(bounds.size() + 1)) {}
+
 void Histogram::observe(double value) {
-  if (!std::isnan(value)) {
-    series_->Observe(value);
-    return;
+  // lower_bound: the first bound >= value (le). A NaN is below no bound: it lands in +Inf.
+  const std::size_t bucket =
+      std::isnan(value)
+          ? bounds_->size()
+          : static_cast<std::size_t>(std::lower_bound(bounds_->begin(), bounds_->end(), value) -
+                                     bounds_->begin());
+  pending_buckets_[bucket].fetch_add(1, std::memory_order_relaxed);
+  pending_sum_.fetch_add(value, std::memory_order_relaxed);
+}
+
+void Histogram::fold() const {
+  std::lock_guard lock(fold_mutex_);
+  std::vector<double> increments(bounds_->size() + 1, 0.0);
+  bool any = false;
+  for (std::size_t i = 0; i < increments.size(); ++i) {
+    const std::uint64_t n = pending_buckets_[i].exchange(0, std::memory_order_relaxed);
+    increments[i] = static_cast<double>(n);
+    any = any || n != 0;
   }
-  // lower_bound finds no bound a NaN is not below, so Observe would count it in the first
-  // bucket; the Go client (and our registry before) counts it in +Inf only.
-  std::vector<double> increments(bounds_ + 1, 0.0);
-  increments.back() = 1;
-  series_->ObserveMultiple(increments, value);
+  const double sum = pending_sum_.exchange(0, std::memory_order_relaxed);
+  if (any || sum != 0) series_->ObserveMultiple(increments, sum);
 }
 
 Histogram::Snapshot Histogram::snapshot() const {
+  fold();
   const prometheus::ClientMetric::Histogram collected = series_->Collect().histogram;
   Snapshot snap;
   snap.cumulative.reserve(collected.bucket.size());
@@ -112,7 +121,7 @@ Series& Family<Series>::with(const LabelValues& values) {
   // prometheus-cpp hands back the series it has for these labels, or makes one.
   std::unique_ptr<Series> series;
   if constexpr (std::is_same_v<Series, Histogram>) {
-    series = std::make_unique<Histogram>(native_.Add(labels, bounds_), bounds_.size());
+    series = std::make_unique<Histogram>(native_.Add(labels, bounds_), bounds_);
   } else {
     series = std::make_unique<Series>(native_.Add(labels));
   }
@@ -138,7 +147,7 @@ void Family<Series>::for_each(
 
 template <typename Series>
 void Family<Series>::collect(std::vector<prometheus::MetricFamily>& out) const {
-  if constexpr (std::is_same_v<Series, Counter>) {
+  {
     std::lock_guard lock(mutex_);
     for (const auto& entry : series_) entry.second->fold();
   }

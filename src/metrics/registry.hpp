@@ -7,12 +7,13 @@
 // the same definition, and HELP/TYPE for a family that has no series yet.
 //
 // Hot path contract: look a series up once (with()), keep the reference, then inc()/observe()
-// take no lock and do no label lookup. Counter::inc() is one relaxed 64-bit add, folded into
-// the prometheus::Counter before each collect: prometheus-cpp 1.0's Counter::Increment is three
-// out-of-line calls around a CAS loop on std::atomic<double>, and the byte counters are added
-// to on every tunnel write. Gauges and histograms call prometheus-cpp directly (they change
-// per tunnel or per handshake, not per message). Series references stay valid for the
-// registry's lifetime unless remove() is called for exactly that series.
+// take no lock and do no label lookup. Every update is one relaxed atomic operation on the
+// handle, folded into the prometheus-cpp series before each collect: prometheus-cpp 1.0's
+// Counter::Increment and Gauge::Increment are out-of-line calls around a CAS loop on
+// std::atomic<double>, and Histogram::Observe takes a mutex, which would cost the byte
+// counters (every tunnel write) and a handshake's observations and gauge moves several times
+// what our own atomics do. Series references stay valid for the registry's lifetime unless
+// remove() is called for exactly that series.
 
 #include <atomic>
 #include <cstdint>
@@ -64,23 +65,28 @@ class Gauge {
   using Native = prometheus::Gauge;
   explicit Gauge(Native& series) : series_(&series) {}
 
-  void inc(std::int64_t n = 1);
-  void dec(std::int64_t n = 1);
-  void set(std::int64_t v);
-  std::int64_t value() const;
+  void inc(std::int64_t n = 1) { value_.fetch_add(n, std::memory_order_relaxed); }
+  void dec(std::int64_t n = 1) { value_.fetch_sub(n, std::memory_order_relaxed); }
+  void set(std::int64_t v) { value_.store(v, std::memory_order_relaxed); }
+  std::int64_t value() const { return value_.load(std::memory_order_relaxed); }
 
  private:
   template <typename>
   friend class Family;
+  void fold() const;  // sets the prometheus-cpp series to value()
+
+  std::atomic<std::int64_t> value_{0};
   Native* series_;
 };
 
 class Histogram {
  public:
   using Native = prometheus::Histogram;
-  Histogram(Native& series, std::size_t bound_count) : series_(&series), bounds_(bound_count) {}
+  // `bounds` (ascending, +Inf implied) is the family's, which outlives the series.
+  Histogram(Native& series, const std::vector<double>& bounds);
 
-  // NaN counts in +Inf only (prometheus-cpp alone would put it in the first bucket).
+  // le semantics, as Prometheus: a value equal to a bound counts in that bound's bucket. NaN
+  // counts in +Inf only (prometheus-cpp alone would put it in the first bucket).
   void observe(double value);
 
   struct Snapshot {
@@ -88,13 +94,21 @@ class Histogram {
     double sum = 0;
     std::uint64_t count = 0;
   };
+  // Folds first, so it includes every observe() that happened before the call.
   Snapshot snapshot() const;
 
  private:
   template <typename>
   friend class Family;
+  void fold() const;  // moves the pending observations into the prometheus-cpp series
+
   Native* series_;
-  std::size_t bounds_;
+  const std::vector<double>* bounds_;
+  // Observations since the last fold, non-cumulative: one per bound, then +Inf. A fold racing
+  // observe() may take a bucket now and its sum at the next fold; counts stay exact.
+  std::unique_ptr<std::atomic<std::uint64_t>[]> pending_buckets_;
+  mutable std::atomic<double> pending_sum_{0};
+  mutable std::mutex fold_mutex_;  // one fold at a time (a scrape and a snapshot may overlap)
 };
 
 enum class MetricType { kCounter, kGauge, kHistogram };
@@ -125,7 +139,7 @@ class Family {
 
  private:
   friend class Registry;
-  // The prometheus-cpp family's samples (counters folded first); HELP/TYPE only when empty.
+  // The prometheus-cpp family's samples (every handle folded first); HELP/TYPE only when empty.
   void collect(std::vector<prometheus::MetricFamily>& out) const;
 
   std::string name_;
