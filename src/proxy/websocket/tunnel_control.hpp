@@ -77,7 +77,7 @@ class TunnelControl {
   bool close_sent(Way way) const { return sides_[way].close_sent; }
 
   // Close if closing and at a boundary, else a ping if one is wanted and at a boundary.
-  Frame due(Way way) const {
+  [[gnu::always_inline]] Frame due(Way way) const {
     const Side& side = sides_[way];
     if (!side.tracker.at_boundary()) return Frame::kNone;
     if (closing_) return side.close_sent ? Frame::kNone : Frame::kClose;
