@@ -48,6 +48,9 @@ class Client:
         except ConnectionRefusedError:
             self.outcome = ("refused", "")
             return False
+        except ConnectionResetError:  # the listener closed between the SYN-ACK and connect()
+            self.outcome = ("reset", b"")
+            return False
         return True
 
     def request(self):
@@ -58,6 +61,11 @@ class Client:
         if self.outcome is not None:
             return
         reader = SocketReader(self.sock, READ_TIMEOUT)
+        # A reset that the send reports is consumed by it: the read then sees a plain EOF. Such a
+        # reset came before the request reached the peer, so it is the kernel's (a connection
+        # still in the listen queue when the listener closed; a proxy that closes a connection
+        # itself sends a FIN), and it is classified as the reset it was.
+        send_reset = False
         try:
             if self.kind == "now":
                 self.sock.sendall(self.request())
@@ -65,7 +73,9 @@ class Client:
                 if not self.go.wait(READ_TIMEOUT):
                     raise AssertionError("never told to send")
                 self.sock.sendall(self.request())
-        except (BrokenPipeError, ConnectionResetError):
+        except ConnectionResetError:
+            send_reset = True  # the answer may be there already: read it
+        except BrokenPipeError:
             pass  # the answer may be there already: read it
         try:
             response = harness.read_response(reader, timeout=READ_TIMEOUT)
@@ -75,7 +85,8 @@ class Client:
         except ConnectionResetError:
             self.outcome = ("reset", reader.buffer[:80])
         except ConnectionError:  # closed before a full response
-            self.outcome = ("eof", reader.buffer[:80])
+            reset = send_reset and not reader.buffer
+            self.outcome = ("reset" if reset else "eof", reader.buffer[:80])
         finally:
             self.sock.close()
 
