@@ -1,6 +1,7 @@
 #pragma once
-// Route documents (YAML, one or more per file) -> validated Routes, with errors naming
-// file, route and field: "routes/chat.yaml: route default/chat: spec.backends[0].address: missing port".
+// Route documents (YAML, one or more per file) -> validated Routes, with errors naming file,
+// route and field, for example
+//   routes/chat.yaml: route default/chat: spec.backends[0].address: missing port
 
 #include <filesystem>
 #include <string>
