@@ -139,18 +139,12 @@ class TlsStream {
   }
 
   // One non-blocking OpenSSL call: finished (with bytes or an error), or the readiness to await.
+  // (try_read_some/try_write_some above are the tunnel's view of it.)
   struct Attempt {
     enum class Next { kDone, kWaitRead, kWaitWrite } next = Next::kDone;
     boost::system::error_code ec;
     std::size_t bytes = 0;
   };
-  // One SSL_read that never waits: a tunnel drives its own readiness waits.
-  Attempt try_read(void* data, std::size_t size) { return attempt(Kind::kRead, data, size); }
-  // One SSL_write that never waits (at most one record with partial writes enabled). After a
-  // kWaitWrite/kWaitRead the same bytes must be offered again, as async_write_some does.
-  Attempt try_write(const void* data, std::size_t size) {
-    return attempt(Kind::kWrite, const_cast<void*>(data), size);
-  }
 
  private:
   enum class Kind { kHandshake, kRead, kWrite };
