@@ -57,6 +57,20 @@ constexpr auto kLingerTime = std::chrono::seconds(1);
 constexpr auto kDrainLingerTime = std::chrono::milliseconds(500);
 constexpr int kLingerReads = 64;
 
+// The reading half of a lingering close: reads and drops what the client sends until its end
+// of stream, an error (the caller's timer closing the stream ends it) or kLingerReads reads.
+// Returns whether the bytes mention "websocket" (the metric of an answer sent before the
+// request was read).
+asio::awaitable<bool> read_and_drop(Stream& stream, bool websocket) {
+  char sink[4096];
+  for (int i = 0; i < kLingerReads; ++i) {
+    auto [ec, n] = co_await stream.async_read_some(asio::buffer(sink), kTuple);
+    if (ec) break;
+    websocket = websocket || mentions_websocket(std::string_view(sink, n));
+  }
+  co_return websocket;
+}
+
 // Beast rejects smuggling-prone framing while parsing, before check_framing could; name the
 // reason as check_framing would (the field parsed first is in the partial header).
 std::string malformed_reason(const boost::system::error_code& ec, const HeaderParser& parser) {
@@ -84,11 +98,7 @@ asio::awaitable<void> refuse_connection(std::shared_ptr<Stream> stream) {
     linger.async_wait([stream](const boost::system::error_code& ec) {
       if (!ec) stream->close();
     });
-    char sink[4096];
-    for (int i = 0; i < kLingerReads; ++i) {
-      auto [rec, rn] = co_await stream->async_read_some(asio::buffer(sink), kTuple);
-      if (rec) break;
-    }
+    co_await read_and_drop(*stream, false);
     linger.cancel();
   }
   stream->close();
@@ -258,23 +268,10 @@ class HttpSession final : public Drainable, public std::enable_shared_from_this<
     auto [ec, n] = co_await asio::async_write(stream_, asio::buffer(kResponse), kTuple);
     if (!ec) {
       stream_.shutdown_send();
-      websocket = co_await linger(websocket);
+      websocket = co_await read_and_drop(stream_, websocket);
     }
     disarm_deadline();
     count("", 503, websocket);
-  }
-
-  // Reads and drops what the client sends (after our answer and shutdown_send) until its end
-  // of stream, an error, or the deadline armed by the caller. Returns whether the bytes read
-  // mention "websocket" (the metric of an answer sent before the request was read).
-  asio::awaitable<bool> linger(bool websocket) {
-    char sink[4096];
-    for (int i = 0; i < kLingerReads; ++i) {
-      auto [ec, n] = co_await stream_.async_read_some(asio::buffer(sink), kTuple);
-      if (ec) break;
-      websocket = websocket || mentions_websocket(std::string_view(sink, n));
-    }
-    co_return websocket;
   }
 
   asio::awaitable<void> on_read_error(const boost::system::error_code& ec, bool timed_out,
@@ -298,7 +295,7 @@ class HttpSession final : public Drainable, public std::enable_shared_from_this<
       // The client may still be sending the rest of its header: linger.
       co_await reject(431, "request headers larger than the limit", "", websocket);
       arm_deadline(kLingerTime);
-      co_await linger(websocket);
+      co_await read_and_drop(stream_, websocket);
       disarm_deadline();
     } else {
       co_await reject(400, malformed_reason(ec, parser), "", websocket);
